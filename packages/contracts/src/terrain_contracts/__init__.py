@@ -1,0 +1,1 @@
+"""Terrain's shared contracts: field-app submission, Kafka messages, topic registry."""

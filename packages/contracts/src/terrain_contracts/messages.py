@@ -1,0 +1,196 @@
+"""Kafka messages: the versioned envelopes that travel between Terrain's services.
+
+Compatibility rule (enforced by tests/contract): within a ``schema_version`` only optional
+fields may be added; anything else is a new version on a new topic. Consumers accept the
+current and the previous version (``RawSubmission`` is the union they decode).
+
+No message ever carries a phone number in clear: ingest replaces it with a keyed pseudonym
+and, with consent, a sealed (encrypted) copy, before the first publish.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Literal, TypeVar
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from terrain_contracts.markets import Market
+from terrain_contracts.submission import (
+    Agent,
+    AppInfo,
+    CustomerKind,
+    Feedback,
+    Location,
+    ShortText,
+    _Open,
+)
+
+_EnvelopeT = TypeVar("_EnvelopeT", bound=BaseModel)
+
+
+class PseudonymisedCustomer(_Open):
+    """The customer once ingest has taken the number out of clear text."""
+
+    kind: CustomerKind
+    consent: bool
+    msisdn_hash: str | None = Field(
+        default=None,
+        description="Keyed pseudonym of the E.164 number, `<key id>:<hex>`: the analysts' join key.",
+        examples=["k1:4f1c0d2e..."],
+    )
+    msisdn_sealed: str | None = Field(
+        default=None,
+        description="With consent only: the number encrypted for the alerted manager's call-back,"
+        " `<key id>:<base64 nonce+ciphertext>`.",
+    )
+    company: ShortText | None = None
+
+    @model_validator(mode="after")
+    def _no_clear_number(self) -> PseudonymisedCustomer:
+        extra = self.model_extra or {}
+        if "msisdn" in extra:
+            raise ValueError("a pseudonymised customer cannot carry msisdn")
+        return self
+
+
+class PseudonymisedSubmission(_Open):
+    """The field submission as it travels in Kafka: contract v1 with the customer pseudonymised."""
+
+    submission_id: UUID
+    campaign_id: str
+    collected_at: AwareDatetime
+    sent_at: AwareDatetime | None = None
+    agent: Agent
+    location: Location | None = None
+    customer: PseudonymisedCustomer
+    feedback: Feedback
+    app: AppInfo | None = None
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SubmissionReceivedV1(_Envelope):
+    """Raw topic value: what ingest accepted, with the server's own facts about the request."""
+
+    schema_version: Literal[1] = 1
+    submission_id: UUID
+    received_at: AwareDatetime = Field(description="Server clock when ingest accepted it.")
+    device_id: str = Field(description="The authenticated field device (token id).")
+    device_market: Market = Field(description="The market the device is registered in.")
+    outbox_delay_s: float | None = Field(
+        default=None, description="received_at - collected_at: how long it waited on the phone."
+    )
+    clock_skew_s: float | None = Field(
+        default=None, description="received_at - sent_at: the device clock's error plus transit."
+    )
+    ingest_version: str
+    submission: PseudonymisedSubmission
+
+
+class GeoPlace(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    country_code: str | None = None
+    region: str | None = None
+    city: str | None = None
+    city_distance_km: float | None = None
+    timezone: str | None = None
+    h3_cell: str | None = None
+    flags: list[str] = Field(default_factory=list)
+
+
+class CustomerSegment(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    segment: str | None = None
+    value_tier: str | None = None
+    plan: str | None = None
+    tenure_months: int | None = None
+    source: str = Field(default="customer_kind", description="crm, or the fallback used.")
+
+
+class Enrichment(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    geo: GeoPlace = Field(default_factory=GeoPlace)
+    segment: CustomerSegment = Field(default_factory=CustomerSegment)
+    language: str | None = None
+    signals: list[str] = Field(default_factory=list)
+    enricher_version: str = "0"
+
+
+class SubmissionStoredV1(_Envelope):
+    """Enriched topic value: published by enrich once the submission is durably stored."""
+
+    schema_version: Literal[1] = 1
+    submission_id: UUID
+    market: Market
+    received_at: AwareDatetime
+    stored_at: AwareDatetime
+    enrichment: Enrichment
+    submission: PseudonymisedSubmission
+
+
+class FailureReason(StrEnum):
+    UNDECODABLE = "undecodable"
+    UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
+    INVALID = "invalid"
+    CONFLICT = "conflict"
+    ENRICHMENT_ERROR = "enrichment_error"
+
+
+class DeadLetterV1(_Envelope):
+    """Dead-letter topic value: a self-describing failure, enough to replay or explain it."""
+
+    schema_version: Literal[1] = 1
+    failed_at: AwareDatetime
+    service: str
+    service_version: str
+    consumer_group: str
+    reason: FailureReason
+    detail: str = Field(max_length=4000)
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    key: str | None = None
+    submission_id: UUID | None = None
+    payload_sha256: str
+    payload_b64: str = Field(description="The record's value as received, base64.")
+
+
+class UnknownSchemaVersion(ValueError):
+    """The record names a schema version this consumer does not know (yet, or any more)."""
+
+
+def _decode(
+    payload: bytes, versions: dict[int, type[_EnvelopeT]], what: str
+) -> _EnvelopeT:
+    # Peek at the version first so an unknown version is reported as such, not as a
+    # confusing list of validation errors against the wrong model.
+    head = json.loads(payload)
+    if not isinstance(head, dict):
+        raise ValueError(f"{what} must be a JSON object")
+    version = head.get("schema_version")
+    model = versions.get(version) if isinstance(version, int) else None
+    if model is None:
+        raise UnknownSchemaVersion(f"{what} schema_version {version!r} is not one of {sorted(versions)}")
+    return model.model_validate(head)
+
+
+RAW_VERSIONS: dict[int, type[SubmissionReceivedV1]] = {1: SubmissionReceivedV1}
+STORED_VERSIONS: dict[int, type[SubmissionStoredV1]] = {1: SubmissionStoredV1}
+
+
+def decode_raw_submission(payload: bytes) -> SubmissionReceivedV1:
+    """Decode a raw-topic record; raises ValueError (incl. UnknownSchemaVersion) when invalid."""
+    return _decode(payload, RAW_VERSIONS, "raw submission")
+
+
+def decode_stored_submission(payload: bytes) -> SubmissionStoredV1:
+    """Decode an enriched-topic record; raises ValueError (incl. UnknownSchemaVersion)."""
+    return _decode(payload, STORED_VERSIONS, "stored submission")
