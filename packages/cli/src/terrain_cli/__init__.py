@@ -1,0 +1,1 @@
+"""`terrain`: the operators' command line."""

@@ -1,0 +1,48 @@
+"""The generated documents: JSON Schema per contract, AsyncAPI of the brokers, OpenAPI of
+ingest. Generated from code so they cannot drift; a test fails when the copies in
+``docs/contracts`` are stale."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from faststream.specification import AsyncAPI
+
+from terrain_contracts.submission import FieldSubmission
+from terrain_contracts.topics import TOPICS
+
+
+def _dump(document: Any) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def json_schemas() -> dict[str, str]:
+    documents = {"schemas/field_submission.v1.json": _dump(FieldSubmission.model_json_schema())}
+    for spec in TOPICS:
+        documents[f"schemas/{spec.name()}.json"] = _dump(spec.value.model_json_schema())
+    return documents
+
+
+def asyncapi() -> str:
+    from enrich.app import create_app as enrich_app
+    from notify.app import create_app as notify_app
+
+    brokers = [app.broker for app in (enrich_app(), notify_app())]
+    spec = AsyncAPI(
+        *brokers,
+        title="Terrain event pipeline",
+        version="1",
+        description="Kafka topics between ingest, enrich and notify (see the topic registry).",
+    )
+    return _dump(spec.to_specification().to_jsonable())
+
+
+def openapi() -> str:
+    from ingest.app import create_app
+
+    return _dump(create_app().openapi())
+
+
+def render_all() -> dict[str, str]:
+    return {**json_schemas(), "asyncapi.json": asyncapi(), "openapi-ingest.json": openapi()}

@@ -1,0 +1,88 @@
+"""Wiring of enrich: a batch consumer on the raw topic, a pool, a producer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from faststream import FastStream
+from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
+from faststream.middlewares import AckPolicy
+
+from enrich.handlers import SERVICE, EnrichRuntime, process_batch
+from enrich.settings import EnrichSettings
+from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED, SUBMISSIONS_RAW
+from terrain_runtime.db import create_pool
+from terrain_runtime.dlq import DeadLetterBudget, DeadLetterLimitExceeded, SourceRecord
+from terrain_runtime.kafka import make_broker
+from terrain_runtime.telemetry import setup_tracing
+
+log = logging.getLogger(__name__)
+
+
+async def keep_bytes(message: StreamMessage[Any]) -> Any:
+    """Leave decoding to our handler: a garbage record must become a dead letter, not an
+    exception in FastStream's JSON decoder that would fail (and replay) the whole batch."""
+    return message.body
+
+
+def create_app(settings: EnrichSettings | None = None) -> FastStream:
+    settings = settings or EnrichSettings()
+    tracer_provider = setup_tracing(settings, SERVICE)
+    broker = make_broker(settings, client_id=f"terrain-{SERVICE}", tracer_provider=tracer_provider)
+    state: dict[str, EnrichRuntime] = {}
+
+    @broker.subscriber(
+        settings.topic(SUBMISSIONS_RAW),
+        group_id=settings.consumer_group,
+        batch=True,
+        max_records=settings.batch_max_records,
+        batch_timeout_ms=settings.batch_timeout_ms,
+        auto_offset_reset="earliest",
+        # Commit after the handler returns; on an exception rewind to the batch's first
+        # offsets so nothing is committed past an unstored record.
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=keep_bytes,
+    )
+    async def on_raw_submissions(message: KafkaMessage) -> None:
+        records = [
+            SourceRecord(r.topic, r.partition, r.offset, r.key, r.value or b"")
+            for r in message.raw_message  # a tuple of ConsumerRecords for a batch subscriber
+        ]
+        try:
+            await process_batch(state["runtime"], records)
+        except DeadLetterLimitExceeded as error:
+            log.critical("stopping the consumer: %s", error)
+            app.exit()
+            raise
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        pool = await create_pool(
+            settings.database_url.get_secret_value(),
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+        )
+        state["runtime"] = EnrichRuntime(
+            settings=settings,
+            broker=broker,
+            pool=pool,
+            budget=DeadLetterBudget(
+                max_consecutive=settings.dlq_max_consecutive,
+                max_ratio=settings.dlq_max_ratio,
+                window=settings.dlq_window,
+            ),
+            enriched_topic=settings.topic(SUBMISSIONS_ENRICHED),
+            dead_letter_topic=settings.topic(DEAD_LETTERS),
+        )
+        try:
+            yield
+        finally:
+            await pool.close()
+            tracer_provider.shutdown()
+
+    app = FastStream(broker, lifespan=lifespan)
+    return app

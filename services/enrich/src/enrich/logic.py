@@ -1,0 +1,148 @@
+"""Pure logic of enrich: decode a raw record, enrich it, and shape the row to store.
+
+The stream plumbing (handlers) calls these functions; they never touch Kafka or PostgreSQL,
+so each rule is tested on its own. The flow for a batch is decode -> enrich -> rows, and
+only the repository writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from terrain_contracts.messages import (
+    CustomerSegment,
+    Enrichment,
+    FailureReason,
+    GeoPlace,
+    PseudonymisedSubmission,
+    SubmissionReceivedV1,
+    UnknownSchemaVersion,
+    decode_raw_submission,
+)
+from terrain_runtime.dlq import SourceRecord
+
+ENRICHER_VERSION = "1"
+LOW_ACCURACY_M = 500.0  # beyond this a GPS fix cannot place a visit in the right city
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    record: SourceRecord
+    received: SubmissionReceivedV1
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    record: SourceRecord
+    reason: FailureReason
+    detail: str
+    submission_id: UUID | None = None
+    existing_payload_sha256: str | None = None
+
+
+def decode(record: SourceRecord) -> Decoded | Failed:
+    try:
+        return Decoded(record, decode_raw_submission(record.value))
+    except UnknownSchemaVersion as error:
+        return Failed(record, FailureReason.UNKNOWN_SCHEMA_VERSION, str(error))
+    except ValidationError as error:
+        detail = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+            for e in error.errors(include_url=False, include_input=False)
+        )
+        return Failed(record, FailureReason.INVALID, detail)
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        return Failed(record, FailureReason.UNDECODABLE, f"not a JSON object: {error}"[:500])
+
+
+def content_hash(submission: PseudonymisedSubmission) -> str:
+    """Hash of what the field sent: equal for every resend of the same visit.
+
+    The sealed number is left out: it is encrypted with a fresh nonce at each request, so
+    two resends of one visit differ there while meaning the same thing.
+    """
+    document = submission.model_dump(mode="json", exclude_none=True)
+    document.get("customer", {}).pop("msisdn_sealed", None)
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def enrich(received: SubmissionReceivedV1) -> Enrichment:
+    submission = received.submission
+    flags: list[str] = []
+    location = submission.location
+    if location is None or location.lat is None:
+        flags.append("no_gps")
+    elif location.accuracy_m is not None and location.accuracy_m > LOW_ACCURACY_M:
+        flags.append("low_accuracy")
+    return Enrichment(
+        geo=GeoPlace(flags=flags),
+        segment=CustomerSegment(segment=submission.customer.kind.value, source="customer_kind"),
+        language=submission.feedback.language,
+        signals=[],
+        enricher_version=ENRICHER_VERSION,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionRow:
+    """One submission ready for terrain.submissions (and its sealed contact, if any)."""
+
+    received: SubmissionReceivedV1
+    enrichment: Enrichment
+    payload_sha256: str
+    record: SourceRecord
+
+    @property
+    def submission_id(self) -> UUID:
+        return self.received.submission_id
+
+    def sealed_msisdn(self) -> str | None:
+        return self.received.submission.customer.msisdn_sealed
+
+    def stored_document(self) -> str:
+        document = self.received.submission.model_dump(mode="json", exclude_none=True)
+        document.get("customer", {}).pop("msisdn_sealed", None)
+        return json.dumps(document, ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    submission_id: UUID
+    stored_at: datetime
+    duplicate: bool
+
+
+def plan_batch(decoded: list[Decoded]) -> tuple[list[SubmissionRow], list[Failed]]:
+    """Rows to store, and in-batch conflicts: a batch may carry one visit twice."""
+    rows: dict[UUID, SubmissionRow] = {}
+    failures: list[Failed] = []
+    for item in decoded:
+        row = SubmissionRow(
+            received=item.received,
+            enrichment=enrich(item.received),
+            payload_sha256=content_hash(item.received.submission),
+            record=item.record,
+        )
+        first = rows.get(row.submission_id)
+        if first is None:
+            rows[row.submission_id] = row
+        elif first.payload_sha256 != row.payload_sha256:
+            failures.append(conflict(row, first.payload_sha256))
+    return list(rows.values()), failures
+
+
+def conflict(row: SubmissionRow, existing_sha256: str) -> Failed:
+    return Failed(
+        row.record,
+        FailureReason.CONFLICT,
+        "same submission_id with different content: the first one stays",
+        submission_id=row.submission_id,
+        existing_payload_sha256=existing_sha256,
+    )

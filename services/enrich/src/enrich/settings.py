@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from terrain_runtime.settings import TerrainSettings
+
+
+class EnrichSettings(TerrainSettings):
+    consumer_group: str = Field(default="terrain-enrich", validation_alias="TERRAIN_ENRICH_GROUP")
+    batch_max_records: int = Field(default=500, ge=1, le=5000)
+    batch_timeout_ms: int = Field(
+        default=50, description="How long a poll waits to fill a batch: latency vs throughput."
+    )
+    dlq_max_consecutive: int = Field(default=200, description="Stop after this many in a row.")
+    dlq_max_ratio: float = Field(default=0.5, description="Stop above this share of failures...")
+    dlq_window: int = Field(default=2000, description="...over this many recent records.")
+    store_retry_max_s: float = Field(
+        default=30.0, description="Longest pause between retries while PostgreSQL is down."
+    )

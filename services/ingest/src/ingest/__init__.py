@@ -1,0 +1,3 @@
+"""Ingest: the field app's only door into Terrain."""
+
+__version__ = "0.1.0"

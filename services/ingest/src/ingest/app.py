@@ -1,0 +1,79 @@
+"""Wiring of ingest: settings, telemetry, Kafka producer, database pool, routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import make_asgi_app
+
+from ingest import __version__
+from ingest.devices import DeviceDirectory
+from ingest.handlers import IngestRuntime, router
+from ingest.logic import Device
+from ingest.openapi import build_openapi
+from ingest.problems import Problem
+from ingest.ratelimit import RateLimiter
+from ingest.repository import find_active_device
+from ingest.settings import IngestSettings
+from terrain_contracts.topics import SUBMISSIONS_RAW
+from terrain_runtime.db import create_pool
+from terrain_runtime.kafka import make_broker
+from terrain_runtime.telemetry import setup_tracing
+
+SERVICE = "ingest"
+
+
+def create_app(settings: IngestSettings | None = None) -> FastAPI:
+    settings = settings or IngestSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tracer_provider = setup_tracing(settings, SERVICE)
+        broker = make_broker(settings, client_id=f"terrain-{SERVICE}", tracer_provider=tracer_provider)
+        pool = await create_pool(
+            settings.database_url.get_secret_value(),
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+        )
+
+        async def lookup(token: str) -> Device | None:
+            return await find_active_device(connection=pool, token=token)
+
+        await broker.start()
+        app.state.runtime = IngestRuntime(
+            settings=settings,
+            broker=broker,
+            devices=DeviceDirectory(lookup, ttl_s=settings.device_cache_ttl_s),
+            limiter=RateLimiter(
+                per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
+            ),
+            pseudonymiser=settings.pseudonymiser(),
+            sealer=settings.sealer(),
+            raw_topic=settings.topic(SUBMISSIONS_RAW),
+        )
+        try:
+            yield
+        finally:
+            # Uvicorn has drained in-flight requests by now: every 2xx already has its ack.
+            await broker.stop()
+            await pool.close()
+            tracer_provider.shutdown()
+
+    app = FastAPI(
+        title="Terrain ingest",
+        version=__version__,
+        description="The field app's API: one door in, durable before 2xx, strict with bad input.",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+    app.mount("/metrics", make_asgi_app())
+
+    @app.exception_handler(Problem)
+    async def problem_handler(_: Request, problem: Problem) -> JSONResponse:
+        return problem.response()
+
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
+    return app

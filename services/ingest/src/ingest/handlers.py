@@ -1,0 +1,214 @@
+"""HTTP handlers: authenticate, read, validate, pseudonymise, publish durably, answer.
+
+A 202 is sent only after Kafka acknowledged every accepted record with acks=all; when
+Kafka cannot take them in time, the answer is 503 with Retry-After and the app keeps the
+submission in its outbox (resending it later is safe: the key is the submission id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+
+from ingest import __version__
+from ingest.body import read_json
+from ingest.devices import DeviceDirectory
+from ingest.logic import Device, FieldError, SubmissionRejected, receive, validate
+from ingest.openapi import BATCH_OPENAPI, SINGLE_OPENAPI
+from ingest.problems import Problem
+from ingest.ratelimit import RateLimiter
+from ingest.settings import IngestSettings
+from terrain_contracts.messages import SubmissionReceivedV1
+from terrain_contracts.topics import SUBMISSIONS_RAW
+from terrain_runtime.privacy import Pseudonymiser, Sealer
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+@dataclass
+class IngestRuntime:
+    """Everything a request needs, created once in the lifespan."""
+
+    settings: IngestSettings
+    broker: KafkaBroker
+    devices: DeviceDirectory
+    limiter: RateLimiter
+    pseudonymiser: Pseudonymiser
+    sealer: Sealer
+    raw_topic: str
+
+
+def runtime_of(request: Request) -> IngestRuntime:
+    runtime: IngestRuntime = request.app.state.runtime
+    return runtime
+
+
+async def authenticate(request: Request, runtime: IngestRuntime) -> Device:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(
+            401,
+            "A device token is required",
+            errors=[FieldError("(header) Authorization", "must be 'Bearer <device token>'")],
+            code="unauthorized",
+        )
+    device = await runtime.devices.authenticate(token.strip())
+    if device is None:
+        raise Problem(
+            401,
+            "Unknown or revoked device token",
+            errors=[FieldError("(header) Authorization", "token is unknown or revoked")],
+            code="unauthorized",
+        )
+    wait_s = runtime.limiter.acquire(str(device.device_id))
+    if wait_s:
+        raise Problem(
+            429,
+            "Too many requests from this device",
+            retry_after_s=int(wait_s),
+            code="rate-limited",
+        )
+    return device
+
+
+async def publish(runtime: IngestRuntime, envelopes: list[SubmissionReceivedV1]) -> None:
+    """Publish and wait for every acknowledgement, or raise a 503 Problem."""
+
+    async def send_all() -> None:
+        pending = [
+            await runtime.broker.publish(
+                envelope.model_dump_json().encode(),
+                runtime.raw_topic,
+                key=str(envelope.submission_id).encode(),
+                headers={"content-type": "application/json"},
+                no_confirm=True,
+            )
+            for envelope in envelopes
+        ]
+        await asyncio.gather(*pending)
+
+    try:
+        await asyncio.wait_for(send_all(), timeout=runtime.settings.publish_timeout_s)
+    except (KafkaError, TimeoutError, ConnectionError) as error:
+        log.warning("kafka unavailable: %s", type(error).__name__)
+        raise Problem(
+            503,
+            "Submissions cannot be stored right now; keep them in the outbox and retry",
+            retry_after_s=5,
+            code="unavailable",
+        ) from None
+
+
+def _accept(
+    document: Any, device: Device, runtime: IngestRuntime, received_at: datetime, prefix: str = ""
+) -> SubmissionReceivedV1:
+    submission = validate(document, prefix)
+    return receive(
+        submission,
+        device=device,
+        received_at=received_at,
+        pseudonymiser=runtime.pseudonymiser,
+        sealer=runtime.sealer,
+        ingest_version=__version__,
+        prefix=prefix,
+    )
+
+
+@router.post("/v1/submissions", status_code=202, openapi_extra=SINGLE_OPENAPI)
+async def post_submission(request: Request) -> JSONResponse:
+    runtime = runtime_of(request)
+    device = await authenticate(request, runtime)
+    document = await read_json(request, limit=runtime.settings.max_single_body_bytes)
+    try:
+        envelope = _accept(document, device, runtime, datetime.now(UTC))
+    except SubmissionRejected as rejected:
+        raise Problem(
+            422, "The submission breaks the field-app contract", errors=rejected.errors,
+            code="invalid-submission",
+        ) from None
+    await publish(runtime, [envelope])
+    return JSONResponse(
+        {"submission_id": str(envelope.submission_id), "status": "accepted"}, status_code=202
+    )
+
+
+@router.post("/v1/submissions/batch", status_code=200, openapi_extra=BATCH_OPENAPI)
+async def post_batch(request: Request) -> JSONResponse:
+    runtime = runtime_of(request)
+    device = await authenticate(request, runtime)
+    document = await read_json(request, limit=runtime.settings.max_body_bytes)
+    items = document.get("submissions") if isinstance(document, dict) else None
+    if not isinstance(items, list):
+        raise Problem(
+            422,
+            "A batch is an object with a list of submissions",
+            errors=[FieldError("submissions", "must be a list of submissions")],
+            code="invalid-batch",
+        )
+    limit = runtime.settings.batch_max_items
+    if len(items) > limit:
+        raise Problem(
+            413,
+            f"A batch holds at most {limit} submissions",
+            errors=[FieldError("submissions", f"has {len(items)} items, more than {limit}")],
+            code="batch-too-large",
+        )
+    received_at = datetime.now(UTC)
+    results: list[dict[str, Any]] = []
+    accepted: list[SubmissionReceivedV1] = []
+    for index, item in enumerate(items):
+        try:
+            envelope = _accept(item, device, runtime, received_at, prefix=f"submissions.{index}")
+        except SubmissionRejected as rejected:
+            submission_id = item.get("submission_id") if isinstance(item, dict) else None
+            results.append(
+                {
+                    "index": index,
+                    "submission_id": submission_id if isinstance(submission_id, str) else None,
+                    "status": "rejected",
+                    "errors": [error.as_dict() for error in rejected.errors],
+                }
+            )
+            continue
+        accepted.append(envelope)
+        results.append(
+            {"index": index, "submission_id": str(envelope.submission_id), "status": "accepted"}
+        )
+    if accepted:
+        await publish(runtime, accepted)
+    return JSONResponse(
+        {
+            "accepted": len(accepted),
+            "rejected": len(items) - len(accepted),
+            "results": results,
+        },
+        status_code=200,
+    )
+
+
+@router.get("/healthz", include_in_schema=True, summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Kafka is reachable: the service can accept submissions",
+    responses={503: {"description": "Kafka is not reachable"}},
+)
+async def readyz(request: Request) -> JSONResponse:
+    runtime = runtime_of(request)
+    ok = await runtime.broker.ping(timeout=2.0)
+    return JSONResponse(
+        {"status": "ready" if ok else "kafka unreachable"}, status_code=200 if ok else 503
+    )

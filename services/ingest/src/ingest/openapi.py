@@ -1,0 +1,215 @@
+"""OpenAPI of ingest: the request bodies are the contract models, every error has an example.
+
+The handlers read bodies themselves (to answer 400/413/415/422 exactly as documented), so
+the request schemas are declared here and the models' definitions added to the components.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from ingest.problems import problem_schema_example
+from terrain_contracts.examples import load
+from terrain_contracts.submission import FieldSubmission
+
+REF = "#/components/schemas/{model}"
+
+_UNAUTHORIZED = problem_schema_example(
+    401, "unauthorized", "Unknown or revoked device token",
+    [{"field": "(header) Authorization", "problem": "token is unknown or revoked"}],
+)
+_RATE_LIMITED = problem_schema_example(429, "rate-limited", "Too many requests from this device", [])
+_RATE_LIMITED["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+_UNAVAILABLE = problem_schema_example(
+    503, "unavailable", "Submissions cannot be stored right now; keep them in the outbox and retry", []
+)
+_UNAVAILABLE["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+_MALFORMED = problem_schema_example(
+    400, "malformed-json", "The body is not valid JSON",
+    [{"field": "(body)", "problem": "Expecting value: line 1 column 1 (char 0)"}],
+)
+_NOT_JSON = problem_schema_example(
+    415, "unsupported-media-type", "The body must be JSON (Content-Type: application/json)",
+    [{"field": "(header) Content-Type", "problem": "is text/plain"}],
+)
+_SECURITY = [{"deviceToken": []}]
+
+SINGLE_OPENAPI: dict[str, Any] = {
+    "summary": "Send one customer visit",
+    "description": "Answered 202 only once Kafka holds the submission durably (acks=all). "
+    "Resending the same submission_id is safe and answered 202 again.",
+    "security": _SECURITY,
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": REF.format(model="FieldSubmission")},
+                "example": load("field_submission.brief"),
+            }
+        },
+    },
+    "responses": {
+        "202": {
+            "description": "Accepted and durable",
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": REF.format(model="Accepted")},
+                    "example": {
+                        "submission_id": "0b9f2f4e-6a4f-4c1e-9b53-2f1d3c7f9a10",
+                        "status": "accepted",
+                    },
+                }
+            },
+        },
+        "400": _MALFORMED,
+        "401": _UNAUTHORIZED,
+        "413": problem_schema_example(
+            413, "payload-too-large", "The body is larger than 65536 bytes",
+            [{"field": "(body)", "problem": "exceeds 65536 bytes"}],
+        ),
+        "415": _NOT_JSON,
+        "422": problem_schema_example(
+            422, "invalid-submission", "The submission breaks the field-app contract",
+            [{"field": "feedback.satisfaction", "problem": "Input should be less than or equal to 5"}],
+        ),
+        "429": _RATE_LIMITED,
+        "503": _UNAVAILABLE,
+    },
+}
+
+BATCH_OPENAPI: dict[str, Any] = {
+    "summary": "Send an outbox of visits at once (up to 500 items, 5 MB)",
+    "description": "Valid items are accepted even when others are not; the answer lists every "
+    "item in order. It is sent only once every accepted item is durable in Kafka.",
+    "security": _SECURITY,
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": REF.format(model="SubmissionBatch")},
+                "example": {"submissions": [load("field_submission.brief"), load("field_submission.minimal")]},
+            }
+        },
+    },
+    "responses": {
+        "200": {
+            "description": "Every item with its status",
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": REF.format(model="BatchResult")},
+                    "example": {
+                        "accepted": 1,
+                        "rejected": 1,
+                        "results": [
+                            {"index": 0, "submission_id": "0b9f2f4e-6a4f-4c1e-9b53-2f1d3c7f9a10", "status": "accepted"},
+                            {
+                                "index": 1,
+                                "submission_id": "5d0c8a8e-2b7f-4a39-8f57-7a0a4c1b2e33",
+                                "status": "rejected",
+                                "errors": [{"field": "submissions.1.agent.market", "problem": "Input should be 'BW', 'BF', ..."}],
+                            },
+                        ],
+                    },
+                }
+            },
+        },
+        "400": _MALFORMED,
+        "401": _UNAUTHORIZED,
+        "413": problem_schema_example(
+            413, "batch-too-large", "A batch holds at most 500 submissions",
+            [{"field": "submissions", "problem": "has 501 items, more than 500"}],
+        ),
+        "415": _NOT_JSON,
+        "422": problem_schema_example(
+            422, "invalid-batch", "A batch is an object with a list of submissions",
+            [{"field": "submissions", "problem": "must be a list of submissions"}],
+        ),
+        "429": _RATE_LIMITED,
+        "503": _UNAVAILABLE,
+    },
+}
+
+_EXTRA_SCHEMAS: dict[str, Any] = {
+    "Accepted": {
+        "type": "object",
+        "required": ["submission_id", "status"],
+        "properties": {
+            "submission_id": {"type": "string", "format": "uuid"},
+            "status": {"const": "accepted"},
+        },
+    },
+    "SubmissionBatch": {
+        "type": "object",
+        "required": ["submissions"],
+        "properties": {
+            "submissions": {
+                "type": "array",
+                "maxItems": 500,
+                "items": {"$ref": REF.format(model="FieldSubmission")},
+            }
+        },
+    },
+    "BatchResult": {
+        "type": "object",
+        "required": ["accepted", "rejected", "results"],
+        "properties": {
+            "accepted": {"type": "integer"},
+            "rejected": {"type": "integer"},
+            "results": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["index", "status"],
+                    "properties": {
+                        "index": {"type": "integer"},
+                        "submission_id": {"type": ["string", "null"]},
+                        "status": {"enum": ["accepted", "rejected"]},
+                        "errors": {"type": "array", "items": {"$ref": REF.format(model="FieldError")}},
+                    },
+                },
+            },
+        },
+    },
+    "FieldError": {
+        "type": "object",
+        "required": ["field", "problem"],
+        "properties": {"field": {"type": "string"}, "problem": {"type": "string"}},
+    },
+    "Problem": {
+        "type": "object",
+        "required": ["type", "title", "status"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "errors": {"type": "array", "items": {"$ref": REF.format(model="FieldError")}},
+        },
+    },
+}
+
+
+def build_openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    document = get_openapi(
+        title="Terrain ingest", version=app.version, description=app.description, routes=app.routes
+    )
+    submission = FieldSubmission.model_json_schema(ref_template=REF)
+    definitions = submission.pop("$defs", {})
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas.update(definitions)
+    schemas["FieldSubmission"] = submission
+    schemas.update(_EXTRA_SCHEMAS)
+    components["securitySchemes"] = {
+        "deviceToken": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The field device's token (`terrain devices create`).",
+        }
+    }
+    app.openapi_schema = document
+    return document

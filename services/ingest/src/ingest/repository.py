@@ -1,0 +1,93 @@
+"""SQL of ingest: field devices and their bearer tokens (stored only as SHA-256)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from ingest.logic import Device
+from terrain_contracts.markets import Market
+
+TOKEN_PREFIX = "trn_"
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    device_id: UUID
+    market: Market
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+async def create_device(
+    *, connection: asyncpg.Connection | asyncpg.Pool, market: Market, label: str
+) -> tuple[DeviceRecord, str]:
+    """A new device and its token; the token is returned once and never stored in clear."""
+    token = new_token()
+    row = await connection.fetchrow(
+        """INSERT INTO terrain.devices (device_id, market, label, token_hash)
+           VALUES ($1, $2, $3, $4)
+           RETURNING device_id, market, label, created_at, revoked_at""",
+        uuid4(),
+        market.value,
+        label,
+        hash_token(token),
+    )
+    assert row is not None
+    return _record(row), token
+
+
+async def list_devices(
+    *, connection: asyncpg.Connection | asyncpg.Pool, market: Market | None = None
+) -> list[DeviceRecord]:
+    rows = await connection.fetch(
+        """SELECT device_id, market, label, created_at, revoked_at FROM terrain.devices
+           WHERE $1::text IS NULL OR market = $1 ORDER BY created_at""",
+        market.value if market else None,
+    )
+    return [_record(row) for row in rows]
+
+
+async def revoke_device(*, connection: asyncpg.Connection | asyncpg.Pool, device_id: UUID) -> bool:
+    result: str = await connection.execute(
+        "UPDATE terrain.devices SET revoked_at = now() WHERE device_id = $1 AND revoked_at IS NULL",
+        device_id,
+    )
+    return result.endswith(" 1")
+
+
+async def find_active_device(
+    *, connection: asyncpg.Connection | asyncpg.Pool, token: str
+) -> Device | None:
+    row = await connection.fetchrow(
+        """SELECT device_id, market, label FROM terrain.devices
+           WHERE token_hash = $1 AND revoked_at IS NULL""",
+        hash_token(token),
+    )
+    if row is None:
+        return None
+    return Device(device_id=row["device_id"], market=Market(row["market"].strip()), label=row["label"])
+
+
+def _record(row: asyncpg.Record) -> DeviceRecord:
+    return DeviceRecord(
+        device_id=row["device_id"],
+        market=Market(row["market"].strip()),
+        label=row["label"],
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
+    )

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from terrain_runtime.settings import TerrainSettings
+
+
+class IngestSettings(TerrainSettings):
+    host: str = Field(default="127.0.0.1", validation_alias="TERRAIN_INGEST_HOST")
+    port: int = Field(default=8000, validation_alias="TERRAIN_INGEST_PORT")
+    max_body_bytes: int = Field(
+        default=5 * 1024 * 1024, description="Largest request body (a full batch)."
+    )
+    max_single_body_bytes: int = Field(
+        default=64 * 1024, description="Largest single submission: 4,000 chars of verbatim fit."
+    )
+    batch_max_items: int = 500
+    publish_timeout_s: float = Field(
+        default=10.0, description="How long a request waits for Kafka before a 503."
+    )
+    device_cache_ttl_s: float = Field(
+        default=5.0, description="Revocation takes effect within this many seconds."
+    )
+    rate_limit_per_minute: int = Field(
+        default=600, description="Requests per device per minute before a 429."
+    )
+    rate_limit_burst: int = 120

@@ -1,0 +1,84 @@
+"""Stream plumbing of notify: decide alerts for a batch and write them to the outbox.
+
+The batch's offsets are committed only after the outbox rows are in PostgreSQL. The rows
+have a unique key per (submission, manager, rule), so a redelivered batch, a restart or a
+resend from the field adds nothing. Delivery is the sender's job (sender.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from notify.logic import decide
+from notify.repository import AlertToRecord, record_alerts
+from notify.settings import NotifySettings
+from terrain_contracts.messages import SubmissionStoredV1, decode_stored_submission
+from terrain_runtime.dlq import SourceRecord
+
+log = logging.getLogger(__name__)
+
+SERVICE = "notify"
+
+
+@dataclass
+class NotifyRuntime:
+    settings: NotifySettings
+    pool: asyncpg.Pool
+    wake_sender: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def alert_payload(stored: SubmissionStoredV1, rule_id: str, severity: str, signals: list[str]) -> dict[str, object]:
+    submission = stored.submission
+    return {
+        "submission_id": str(stored.submission_id),
+        "market": stored.market.value,
+        "severity": severity,
+        "rule": rule_id,
+        "signals": signals,
+        "city": stored.enrichment.geo.city,
+        "customer_kind": submission.customer.kind.value,
+        "segment": stored.enrichment.segment.segment,
+        "satisfaction": submission.feedback.satisfaction,
+        "topics": [t.value for t in submission.feedback.topics],
+        "verbatim": submission.feedback.verbatim,
+        "collected_at": submission.collected_at.isoformat(),
+        "received_at": stored.received_at.isoformat(),
+    }
+
+
+async def process_batch(runtime: NotifyRuntime, records: list[SourceRecord]) -> int:
+    alerts: list[AlertToRecord] = []
+    for record in records:
+        try:
+            stored = decode_stored_submission(record.value)
+        except ValueError as error:
+            # Enrich only publishes what it validated: a bad record here is a bug or a
+            # foreign producer. It is logged and skipped; issue-5 work adds its DLQ record.
+            log.error("undecodable enriched record at %s/%d/%d: %s", record.topic,
+                      record.partition, record.offset, type(error).__name__)
+            continue
+        decision = decide(stored)
+        if decision is None:
+            continue
+        alerts.append(
+            AlertToRecord(
+                submission_id=stored.submission_id,
+                rule_id=decision.rule_id,
+                severity=decision.severity,
+                signals=list(decision.signals),
+                market=stored.market.value,
+                received_at=stored.received_at,
+                payload=alert_payload(stored, decision.rule_id, decision.severity, list(decision.signals)),
+            )
+        )
+    if not alerts:
+        return 0
+    async with runtime.pool.acquire() as connection:
+        created = await record_alerts(connection=connection, alerts=alerts)
+    if created:
+        runtime.wake_sender.set()
+    return created
