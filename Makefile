@@ -1,0 +1,38 @@
+# The commands the README shows. Every target works from a fresh clone on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export PATH := $(HOME)/.local/bin:$(PATH)
+
+.PHONY: help bootstrap up down demo test lint docs
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+bootstrap:  ## install uv, Python deps and Kafka jars
+	@bash scripts/bootstrap.sh
+
+up: bootstrap  ## start Kafka, PostgreSQL, migrations, topics and the three services
+	@deploy/local/postgres.sh start
+	@deploy/local/kafka.sh start
+	@DATABASE_URL="$$(deploy/local/postgres.sh url)" uv run --frozen terrain db migrate
+	@uv run --frozen terrain topics create
+	@DATABASE_URL="$$(deploy/local/postgres.sh url)" deploy/local/services.sh start
+
+down:  ## stop everything `make up` started
+	@deploy/local/services.sh stop
+	@deploy/local/kafka.sh stop
+	@deploy/local/postgres.sh stop
+
+demo: up  ## the main job: the stack plus a field day through it
+	@DATABASE_URL="$$(deploy/local/postgres.sh url)" uv run --frozen terrain demo
+
+test:  ## the whole suite against a real Kafka and PostgreSQL (installs what is missing)
+	@bash scripts/test.sh
+
+lint: bootstrap  ## ruff (lint + format) and mypy --strict
+	uv run --frozen ruff check .
+	uv run --frozen ruff format --check .
+	uv run --frozen mypy packages services tests
+
+docs: bootstrap  ## regenerate JSON Schemas, AsyncAPI and OpenAPI in docs/contracts
+	uv run --frozen terrain contracts export

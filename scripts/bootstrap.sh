@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install what the project needs to run from a fresh clone on a fresh machine: uv (from
+# PyPI), the Python dependencies of the workspace (from uv.lock, exactly), the Kafka jars
+# (from Maven Central) and PostgreSQL (from Debian's packages, on first start).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v uv >/dev/null 2>&1; then
+  echo "bootstrap: installing uv from PyPI" >&2
+  python3 -m pip install --quiet --disable-pip-version-check "uv>=0.5,<1" \
+    || python3 -m pip install --quiet --user --disable-pip-version-check "uv>=0.5,<1"
+  hash -r
+  if ! command -v uv >/dev/null 2>&1; then
+    PATH="$(python3 -m site --user-base)/bin:$PATH"
+    export PATH
+  fi
+fi
+uv sync --frozen --quiet
+deploy/local/kafka.sh fetch >/dev/null

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from terrain_contracts.messages import FailureReason
+from terrain_runtime.dlq import (
+    DeadLetterBudget,
+    DeadLetterLimitExceeded,
+    SourceRecord,
+    dead_letter,
+)
+
+
+def test_dead_letter_describes_itself() -> None:
+    record = SourceRecord("raw", 3, 42, b"key", b"\xff\x00garbage")
+    letter = dead_letter(
+        record, reason=FailureReason.UNDECODABLE, detail="not JSON", service="enrich",
+        service_version="1", consumer_group="g",
+    )
+    assert (letter.source_topic, letter.source_partition, letter.source_offset) == ("raw", 3, 42)
+    assert base64.b64decode(letter.payload_b64) == record.value
+    assert letter.reason is FailureReason.UNDECODABLE
+
+
+def test_budget_stops_after_consecutive_failures() -> None:
+    budget = DeadLetterBudget(max_consecutive=3, max_ratio=1.0, window=100)
+    for _ in range(3):
+        budget.record(failed=True)
+    with pytest.raises(DeadLetterLimitExceeded, match="consecutive"):
+        budget.record(failed=True)
+
+
+def test_budget_stops_above_ratio_once_window_is_full() -> None:
+    budget = DeadLetterBudget(max_consecutive=1000, max_ratio=0.5, window=10)
+    for _ in range(4):
+        budget.record(failed=False)
+        budget.record(failed=True)
+    budget.record(failed=True)
+    with pytest.raises(DeadLetterLimitExceeded, match="failed"):
+        budget.record(failed=True)
+
+
+def test_a_success_resets_the_consecutive_count() -> None:
+    budget = DeadLetterBudget(max_consecutive=2, max_ratio=1.0, window=100)
+    for _ in range(10):
+        budget.record(failed=True)
+        budget.record(failed=True)
+        budget.record(failed=False)
