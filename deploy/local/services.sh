@@ -12,8 +12,11 @@ running() { [[ -f "$state/run/$1.pid" ]] && kill -0 "$(cat "$state/run/$1.pid")"
 start() {
   for service in "${services[@]}"; do
     if running "$service"; then echo "$service: already running"; continue; fi
-    (cd "$root" && setsid nohup uv run --frozen "terrain-$service" \
-      >>"$state/logs/$service.log" 2>&1 </dev/null & echo $! >"$state/run/$service.pid")
+    # The venv's entry point directly (make up synced it): the pid we record is the
+    # service itself, and setsid makes it a group leader we can stop as a whole.
+    (cd "$root" && exec setsid "$root/.venv/bin/terrain-$service" \
+      >>"$state/logs/$service.log" 2>&1 </dev/null) &
+    echo $! >"$state/run/$service.pid"
     echo "$service: started (log: $state/logs/$service.log)"
   done
   local url="http://${TERRAIN_INGEST_HOST:-127.0.0.1}:${TERRAIN_INGEST_PORT:-8000}/readyz"
@@ -30,10 +33,10 @@ stop() {
   for service in "${services[@]}"; do
     if running "$service"; then
       local pid; pid="$(cat "$state/run/$service.pid")"
-      # setsid made the service a process-group leader: stop uv and the python it runs.
-      kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+            kill -TERM "$pid" 2>/dev/null || true
+      # Graceful: in-flight requests and batches finish (up to 30 s), then no mercy.
       for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-      kill -KILL -- "-$pid" 2>/dev/null || true
+      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
       echo "$service: stopped"
     fi
     rm -f "$state/run/$service.pid"

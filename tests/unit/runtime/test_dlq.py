@@ -16,8 +16,12 @@ from terrain_runtime.dlq import (
 def test_dead_letter_describes_itself() -> None:
     record = SourceRecord("raw", 3, 42, b"key", b"\xff\x00garbage")
     letter = dead_letter(
-        record, reason=FailureReason.UNDECODABLE, detail="not JSON", service="enrich",
-        service_version="1", consumer_group="g",
+        record,
+        reason=FailureReason.UNDECODABLE,
+        detail="not JSON",
+        service="enrich",
+        service_version="1",
+        consumer_group="g",
     )
     assert (letter.source_topic, letter.source_partition, letter.source_offset) == ("raw", 3, 42)
     assert base64.b64decode(letter.payload_b64) == record.value

@@ -28,7 +28,7 @@ def asyncapi() -> str:
     from enrich.app import create_app as enrich_app
     from notify.app import create_app as notify_app
 
-    brokers = [app.broker for app in (enrich_app(), notify_app())]
+    brokers = [broker for app in (enrich_app(), notify_app()) for broker in app.brokers]
     spec = AsyncAPI(
         *brokers,
         title="Terrain event pipeline",

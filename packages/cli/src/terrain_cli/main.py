@@ -107,7 +107,9 @@ def managers_add(
     name: Annotated[str, typer.Option()],
     role: Annotated[str, typer.Option(help="country_manager, cx_lead, network_lead, ...")],
     email: Annotated[str | None, typer.Option()] = None,
-    webhook: Annotated[str | None, typer.Option(help="URL that receives signed JSON alerts.")] = None,
+    webhook: Annotated[
+        str | None, typer.Option(help="URL that receives signed JSON alerts.")
+    ] = None,
     level: Annotated[int, typer.Option(min=1)] = 1,
     language: Annotated[str, typer.Option()] = "fr",
 ) -> None:
@@ -117,8 +119,14 @@ def managers_add(
         market = Market(market.upper()).value
     manager_id = _run(
         lambda c: add_manager(
-            connection=c, market=market, name=name, role=role, level=level, email=email,
-            webhook_url=webhook, language=language,
+            connection=c,
+            market=market,
+            name=name,
+            role=role,
+            level=level,
+            email=email,
+            webhook_url=webhook,
+            language=language,
         )
     )
     typer.echo(f"manager_id: {manager_id}")
@@ -143,9 +151,23 @@ def managers_deactivate(manager_id: UUID) -> None:
     typer.echo(f"deactivated {manager_id}")
 
 
+@app.command("demo")
+def demo(
+    ingest_url: Annotated[str, typer.Option(envvar="TERRAIN_INGEST_URL")] = "http://127.0.0.1:8000",
+    inbox_port: Annotated[int, typer.Option(help="Port of the demo's webhook inbox.")] = 8099,
+) -> None:
+    """Send one visit through the running stack and show the row and the alert."""
+    from terrain_cli.demo import run_demo
+
+    settings = TerrainSettings()
+    asyncio.run(run_demo(settings.database_url.get_secret_value(), ingest_url, inbox_port))
+
+
 @contracts_app.command("export")
 def contracts_export(
-    out: Annotated[Path, typer.Option(help="Folder of the generated documents.")] = Path("docs/contracts"),
+    out: Annotated[Path, typer.Option(help="Folder of the generated documents.")] = Path(
+        "docs/contracts"
+    ),
     check: Annotated[bool, typer.Option(help="Fail if the files on disk are stale.")] = False,
 ) -> None:
     """Write the JSON Schemas, the AsyncAPI and the OpenAPI documents."""

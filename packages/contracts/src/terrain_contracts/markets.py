@@ -45,7 +45,9 @@ MARKETS: dict[Market, MarketInfo] = {
     info.code: info
     for info in (
         MarketInfo(Market.BW, "Botswana", "Africa/Gaborone", "Gaborone", -24.6282, 25.9231),
-        MarketInfo(Market.BF, "Burkina Faso", "Africa/Ouagadougou", "Ouagadougou", 12.3714, -1.5197),
+        MarketInfo(
+            Market.BF, "Burkina Faso", "Africa/Ouagadougou", "Ouagadougou", 12.3714, -1.5197
+        ),
         MarketInfo(Market.CM, "Cameroon", "Africa/Douala", "Yaoundé", 3.8480, 11.5021),
         MarketInfo(
             Market.CF, "Central African Republic", "Africa/Bangui", "Bangui", 4.3947, 18.5582

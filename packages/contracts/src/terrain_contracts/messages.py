@@ -38,7 +38,8 @@ class PseudonymisedCustomer(_Open):
     consent: bool
     msisdn_hash: str | None = Field(
         default=None,
-        description="Keyed pseudonym of the E.164 number, `<key id>:<hex>`: the analysts' join key.",
+        description="Keyed pseudonym of the E.164 number, `<key id>:<hex>`:"
+        " the analysts' join key.",
         examples=["k1:4f1c0d2e..."],
     )
     msisdn_sealed: str | None = Field(
@@ -167,9 +168,7 @@ class UnknownSchemaVersion(ValueError):
     """The record names a schema version this consumer does not know (yet, or any more)."""
 
 
-def _decode(
-    payload: bytes, versions: dict[int, type[_EnvelopeT]], what: str
-) -> _EnvelopeT:
+def _decode(payload: bytes, versions: dict[int, type[_EnvelopeT]], what: str) -> _EnvelopeT:
     # Peek at the version first so an unknown version is reported as such, not as a
     # confusing list of validation errors against the wrong model.
     head = json.loads(payload)
@@ -178,7 +177,9 @@ def _decode(
     version = head.get("schema_version")
     model = versions.get(version) if isinstance(version, int) else None
     if model is None:
-        raise UnknownSchemaVersion(f"{what} schema_version {version!r} is not one of {sorted(versions)}")
+        raise UnknownSchemaVersion(
+            f"{what} schema_version {version!r} is not one of {sorted(versions)}"
+        )
     return model.model_validate(head)
 
 

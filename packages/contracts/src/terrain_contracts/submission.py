@@ -114,9 +114,12 @@ class Feedback(_Open):
     verbatim: Annotated[str, StringConstraints(max_length=VERBATIM_MAX_CHARS)] | None = Field(
         default=None, description="The customer's words, any language."
     )
-    language: Annotated[
-        str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)
-    ] | None = Field(default=None, description="BCP 47 tag: the app's guess of the language.")
+    language: (
+        Annotated[
+            str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)
+        ]
+        | None
+    ) = Field(default=None, description="BCP 47 tag: the app's guess of the language.")
     urgent: StrictBool | None = Field(default=None, description="The agent marked it urgent.")
 
     @model_validator(mode="after")
@@ -139,9 +142,9 @@ class FieldSubmission(_Open):
         description="Made on the device when the visit is saved: the idempotency key.",
         examples=["0b9f2f4e-6a4f-4c1e-9b53-2f1d3c7f9a10"],
     )
-    campaign_id: Annotated[
-        str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-    ] = Field(description="The yearly edition (`mcmb-2025`) or `continuous`.")
+    campaign_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")] = (
+        Field(description="The yearly edition (`mcmb-2025`) or `continuous`.")
+    )
     collected_at: AwareDatetime = Field(description="Device clock when the visit was saved.")
     sent_at: AwareDatetime | None = Field(
         default=None, description="Device clock when the app sent it."

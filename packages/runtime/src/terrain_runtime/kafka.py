@@ -7,6 +7,7 @@ what lets ingest answer 2xx only when a submission is durable.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -40,6 +41,9 @@ def make_broker(
         linger_ms=5,
         request_timeout_ms=10_000,
         middlewares=[KafkaTelemetryMiddleware(tracer_provider=tracer_provider)],
+        # A plain stdlib logger: its records go through our JSON handler, not FastStream's
+        # own coloured console handler.
+        logger=logging.getLogger(f"terrain.{client_id}.broker"),
         **options,
     )
 
@@ -73,11 +77,9 @@ async def ensure_topics(
             if spec.name(settings.topic_namespace) not in existing
         ]
         if wanted:
-            try:
+            # Another process (a second replica starting) may create them first: fine.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                # Another process (a second replica starting) created them first: fine.
-                pass
             created = [topic.name for topic in wanted]
             log.info("created topics", extra={"topics": created})
     finally:

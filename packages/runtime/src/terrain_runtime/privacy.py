@@ -25,7 +25,7 @@ class InvalidPhoneNumber(ValueError):
 
 
 def normalise_msisdn(raw: str, default_region: str) -> str:
-    """E.164 form of ``raw``, read as a local number of ``default_region`` when not international."""
+    """E.164 form of ``raw``; a number without country code is read as ``default_region``'s."""
     text = raw.strip()
     if not text:
         raise InvalidPhoneNumber("is empty")
@@ -38,7 +38,9 @@ def normalise_msisdn(raw: str, default_region: str) -> str:
     # is_possible (length per region) rather than is_valid (allocated ranges): a real
     # customer on a newly opened range must not be turned away by stale metadata.
     if not phonenumbers.is_possible_number(parsed):
-        raise InvalidPhoneNumber(f"is not a possible number for region {default_region} or its prefix")
+        raise InvalidPhoneNumber(
+            f"is not a possible number for region {default_region} or its prefix"
+        )
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 

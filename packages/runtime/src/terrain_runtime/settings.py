@@ -98,7 +98,9 @@ class TerrainSettings(BaseSettings):
         }
 
     def pseudonymiser(self) -> Pseudonymiser:
-        return Pseudonymiser(self.pseudonym_key_id, self.pseudonym_secret.get_secret_value().encode())
+        return Pseudonymiser(
+            self.pseudonym_key_id, self.pseudonym_secret.get_secret_value().encode()
+        )
 
     def sealer(self) -> Sealer:
         key = base64.b64decode(self.sealing_key.get_secret_value())

@@ -22,7 +22,6 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from terrain_runtime.settings import TerrainSettings
 
-
 _global_set = False
 
 
@@ -42,7 +41,7 @@ def setup_tracing(settings: TerrainSettings, service_name: str) -> TracerProvide
 
         endpoint = settings.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
-    global _global_set  # noqa: PLW0603 - OpenTelemetry's global can be set once per process
+    global _global_set
     if not _global_set:
         trace.set_tracer_provider(provider)
         _global_set = True

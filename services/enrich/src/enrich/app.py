@@ -84,5 +84,5 @@ def create_app(settings: EnrichSettings | None = None) -> FastStream:
             await pool.close()
             tracer_provider.shutdown()
 
-    app = FastStream(broker, lifespan=lifespan)
+    app = FastStream(broker, lifespan=lifespan, logger=logging.getLogger(f"terrain.{SERVICE}"))
     return app

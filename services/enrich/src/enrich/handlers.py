@@ -17,7 +17,7 @@ import asyncpg
 from faststream.kafka import KafkaBroker
 
 from enrich import __version__
-from enrich.logic import Decoded, Failed, decode, plan_batch
+from enrich.logic import Decoded, Failed, SubmissionRow, decode, plan_batch
 from enrich.repository import Stored, store_batch
 from enrich.settings import EnrichSettings
 from terrain_contracts.messages import SubmissionStoredV1
@@ -52,15 +52,20 @@ class EnrichRuntime:
 
 
 async def _store_with_retry(
-    runtime: EnrichRuntime, rows: list, failures: list[Failed]  # type: ignore[type-arg]
+    runtime: EnrichRuntime,
+    rows: list[SubmissionRow],
+    failures: list[Failed],
 ) -> tuple[list[Stored], list[Failed]]:
     delay = 0.2
     while True:
         try:
             async with runtime.pool.acquire() as connection:
                 return await store_batch(
-                    connection=connection, rows=rows, failures=failures,
-                    service=SERVICE, service_version=__version__,
+                    connection=connection,
+                    rows=rows,
+                    failures=failures,
+                    service=SERVICE,
+                    service_version=__version__,
                 )
         except TRANSIENT_DB_ERRORS as error:
             log.warning(
@@ -84,8 +89,11 @@ async def process_batch(runtime: EnrichRuntime, records: list[SourceRecord]) -> 
 
     for failure in all_failures:
         log.warning(
-            "dead letter: %s at %s/%d/%d", failure.reason.value,
-            failure.record.topic, failure.record.partition, failure.record.offset,
+            "dead letter: %s at %s/%d/%d",
+            failure.reason.value,
+            failure.record.topic,
+            failure.record.partition,
+            failure.record.offset,
         )
     # Everything is stored: now tell the world, and wait for Kafka's acks before the
     # commit. A crash in between re-publishes on redelivery (notify deduplicates).
@@ -103,22 +111,30 @@ async def process_batch(runtime: EnrichRuntime, records: list[SourceRecord]) -> 
         )
         pending.append(
             await runtime.broker.publish(
-                message.model_dump_json().encode(), runtime.enriched_topic,
+                message.model_dump_json().encode(),
+                runtime.enriched_topic,
                 key=str(item.submission_id).encode(),
-                headers={"content-type": "application/json"}, no_confirm=True,
+                headers={"content-type": "application/json"},
+                no_confirm=True,
             )
         )
     for failure in all_failures:
         letter = dead_letter(
-            failure.record, reason=failure.reason, detail=failure.detail, service=SERVICE,
-            service_version=__version__, consumer_group=runtime.settings.consumer_group,
+            failure.record,
+            reason=failure.reason,
+            detail=failure.detail,
+            service=SERVICE,
+            service_version=__version__,
+            consumer_group=runtime.settings.consumer_group,
             submission_id=failure.submission_id,
         )
         pending.append(
             await runtime.broker.publish(
-                letter.model_dump_json().encode(), runtime.dead_letter_topic,
+                letter.model_dump_json().encode(),
+                runtime.dead_letter_topic,
                 key=f"{failure.record.topic}/{failure.record.partition}/{failure.record.offset}".encode(),
-                headers={"content-type": "application/json"}, no_confirm=True,
+                headers={"content-type": "application/json"},
+                no_confirm=True,
             )
         )
     await asyncio.gather(*pending)

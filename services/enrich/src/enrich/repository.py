@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-import asyncpg
-
 from enrich.logic import Failed, SubmissionRow, conflict
+from terrain_runtime.db import Connection
 
 _COLUMNS = (
     "submission_id", "payload_sha256", "campaign_id", "agent_market", "agent_employee_id",
@@ -25,6 +24,8 @@ _COLUMNS = (
 )  # fmt: skip
 _COLUMN_LIST = ", ".join(_COLUMNS)
 
+# Column names are constants of this module, never input: the f-strings are safe
+# (S608 is silenced for this file in pyproject.toml for that reason).
 _PREPARE = f"""
 CREATE TEMP TABLE IF NOT EXISTS incoming_submissions
     AS SELECT {_COLUMN_LIST}, NULL::text AS msisdn_sealed FROM terrain.submissions WITH NO DATA;
@@ -104,8 +105,12 @@ def _record(row: SubmissionRow) -> tuple[object, ...]:
 
 
 async def store_batch(
-    *, connection: asyncpg.Connection, rows: list[SubmissionRow], failures: list[Failed],
-    service: str, service_version: str,
+    *,
+    connection: Connection,
+    rows: list[SubmissionRow],
+    failures: list[Failed],
+    service: str,
+    service_version: str,
 ) -> tuple[list[Stored], list[Failed]]:
     """Store rows and failures in one transaction; returns what is stored and every failure
     (the given ones plus conflicts with submissions stored earlier)."""
@@ -130,7 +135,9 @@ async def store_batch(
                 else:
                     all_failures.append(conflict(by_id[submission_id], result["existing_sha256"]))
         if all_failures:
-            await connection.execute(_FAILED, *_failure_columns(all_failures, service, service_version))
+            await connection.execute(
+                _FAILED, *_failure_columns(all_failures, service, service_version)
+            )
     return stored, all_failures
 
 

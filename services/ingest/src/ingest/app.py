@@ -32,7 +32,9 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tracer_provider = setup_tracing(settings, SERVICE)
-        broker = make_broker(settings, client_id=f"terrain-{SERVICE}", tracer_provider=tracer_provider)
+        broker = make_broker(
+            settings, client_id=f"terrain-{SERVICE}", tracer_provider=tracer_provider
+        )
         pool = await create_pool(
             settings.database_url.get_secret_value(),
             min_size=settings.db_pool_min,

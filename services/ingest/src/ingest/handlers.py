@@ -27,7 +27,6 @@ from ingest.problems import Problem
 from ingest.ratelimit import RateLimiter
 from ingest.settings import IngestSettings
 from terrain_contracts.messages import SubmissionReceivedV1
-from terrain_contracts.topics import SUBMISSIONS_RAW
 from terrain_runtime.privacy import Pseudonymiser, Sealer
 
 log = logging.getLogger(__name__)
@@ -133,7 +132,9 @@ async def post_submission(request: Request) -> JSONResponse:
         envelope = _accept(document, device, runtime, datetime.now(UTC))
     except SubmissionRejected as rejected:
         raise Problem(
-            422, "The submission breaks the field-app contract", errors=rejected.errors,
+            422,
+            "The submission breaks the field-app contract",
+            errors=rejected.errors,
             code="invalid-submission",
         ) from None
     await publish(runtime, [envelope])

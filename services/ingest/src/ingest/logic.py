@@ -100,7 +100,8 @@ def pseudonymise(
     extras = {
         key: value
         for key, value in (customer.model_extra or {}).items()
-        if not _PHONE_KEY.search(key) and (customer.consent or key.lower() not in PERSONAL_NAME_KEYS)
+        if not _PHONE_KEY.search(key)
+        and (customer.consent or key.lower() not in PERSONAL_NAME_KEYS)
     }
     pseudonymous = PseudonymisedCustomer.model_validate(
         {

@@ -18,24 +18,35 @@ from terrain_contracts.submission import FieldSubmission
 REF = "#/components/schemas/{model}"
 
 _UNAUTHORIZED = problem_schema_example(
-    401, "unauthorized", "Unknown or revoked device token",
+    401,
+    "unauthorized",
+    "Unknown or revoked device token",
     [{"field": "(header) Authorization", "problem": "token is unknown or revoked"}],
 )
-_RATE_LIMITED = problem_schema_example(429, "rate-limited", "Too many requests from this device", [])
+_RATE_LIMITED = problem_schema_example(
+    429, "rate-limited", "Too many requests from this device", []
+)
 _RATE_LIMITED["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
 _UNAVAILABLE = problem_schema_example(
-    503, "unavailable", "Submissions cannot be stored right now; keep them in the outbox and retry", []
+    503,
+    "unavailable",
+    "Submissions cannot be stored right now; keep them in the outbox and retry",
+    [],
 )
 _UNAVAILABLE["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
 _MALFORMED = problem_schema_example(
-    400, "malformed-json", "The body is not valid JSON",
+    400,
+    "malformed-json",
+    "The body is not valid JSON",
     [{"field": "(body)", "problem": "Expecting value: line 1 column 1 (char 0)"}],
 )
 _NOT_JSON = problem_schema_example(
-    415, "unsupported-media-type", "The body must be JSON (Content-Type: application/json)",
+    415,
+    "unsupported-media-type",
+    "The body must be JSON (Content-Type: application/json)",
     [{"field": "(header) Content-Type", "problem": "is text/plain"}],
 )
-_SECURITY = [{"deviceToken": []}]
+_SECURITY: list[dict[str, list[str]]] = [{"deviceToken": []}]
 
 SINGLE_OPENAPI: dict[str, Any] = {
     "summary": "Send one customer visit",
@@ -67,13 +78,22 @@ SINGLE_OPENAPI: dict[str, Any] = {
         "400": _MALFORMED,
         "401": _UNAUTHORIZED,
         "413": problem_schema_example(
-            413, "payload-too-large", "The body is larger than 65536 bytes",
+            413,
+            "payload-too-large",
+            "The body is larger than 65536 bytes",
             [{"field": "(body)", "problem": "exceeds 65536 bytes"}],
         ),
         "415": _NOT_JSON,
         "422": problem_schema_example(
-            422, "invalid-submission", "The submission breaks the field-app contract",
-            [{"field": "feedback.satisfaction", "problem": "Input should be less than or equal to 5"}],
+            422,
+            "invalid-submission",
+            "The submission breaks the field-app contract",
+            [
+                {
+                    "field": "feedback.satisfaction",
+                    "problem": "Input should be less than or equal to 5",
+                }
+            ],
         ),
         "429": _RATE_LIMITED,
         "503": _UNAVAILABLE,
@@ -90,7 +110,12 @@ BATCH_OPENAPI: dict[str, Any] = {
         "content": {
             "application/json": {
                 "schema": {"$ref": REF.format(model="SubmissionBatch")},
-                "example": {"submissions": [load("field_submission.brief"), load("field_submission.minimal")]},
+                "example": {
+                    "submissions": [
+                        load("field_submission.brief"),
+                        load("field_submission.minimal"),
+                    ]
+                },
             }
         },
     },
@@ -104,12 +129,21 @@ BATCH_OPENAPI: dict[str, Any] = {
                         "accepted": 1,
                         "rejected": 1,
                         "results": [
-                            {"index": 0, "submission_id": "0b9f2f4e-6a4f-4c1e-9b53-2f1d3c7f9a10", "status": "accepted"},
+                            {
+                                "index": 0,
+                                "submission_id": "0b9f2f4e-6a4f-4c1e-9b53-2f1d3c7f9a10",
+                                "status": "accepted",
+                            },
                             {
                                 "index": 1,
                                 "submission_id": "5d0c8a8e-2b7f-4a39-8f57-7a0a4c1b2e33",
                                 "status": "rejected",
-                                "errors": [{"field": "submissions.1.agent.market", "problem": "Input should be 'BW', 'BF', ..."}],
+                                "errors": [
+                                    {
+                                        "field": "submissions.1.agent.market",
+                                        "problem": "Input should be 'BW', 'BF', ...",
+                                    }
+                                ],
                             },
                         ],
                     },
@@ -119,12 +153,16 @@ BATCH_OPENAPI: dict[str, Any] = {
         "400": _MALFORMED,
         "401": _UNAUTHORIZED,
         "413": problem_schema_example(
-            413, "batch-too-large", "A batch holds at most 500 submissions",
+            413,
+            "batch-too-large",
+            "A batch holds at most 500 submissions",
             [{"field": "submissions", "problem": "has 501 items, more than 500"}],
         ),
         "415": _NOT_JSON,
         "422": problem_schema_example(
-            422, "invalid-batch", "A batch is an object with a list of submissions",
+            422,
+            "invalid-batch",
+            "A batch is an object with a list of submissions",
             [{"field": "submissions", "problem": "must be a list of submissions"}],
         ),
         "429": _RATE_LIMITED,
@@ -167,7 +205,10 @@ _EXTRA_SCHEMAS: dict[str, Any] = {
                         "index": {"type": "integer"},
                         "submission_id": {"type": ["string", "null"]},
                         "status": {"enum": ["accepted", "rejected"]},
-                        "errors": {"type": "array", "items": {"$ref": REF.format(model="FieldError")}},
+                        "errors": {
+                            "type": "array",
+                            "items": {"$ref": REF.format(model="FieldError")},
+                        },
                     },
                 },
             },

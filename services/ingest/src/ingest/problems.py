@@ -50,7 +50,9 @@ class Problem(Exception):
         )
 
 
-def problem_schema_example(status: int, code: str, title: str, errors: list[dict[str, str]]) -> dict[str, Any]:
+def problem_schema_example(
+    status: int, code: str, title: str, errors: list[dict[str, str]]
+) -> dict[str, Any]:
     """An OpenAPI response entry for one error status, with an example body."""
     example: dict[str, Any] = {
         "type": f"https://terrain.example/problems/{code}",
@@ -61,5 +63,7 @@ def problem_schema_example(status: int, code: str, title: str, errors: list[dict
         example["errors"] = errors
     return {
         "description": title,
-        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}, "example": example}},
+        "content": {
+            PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}, "example": example}
+        },
     }

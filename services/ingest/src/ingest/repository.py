@@ -13,7 +13,7 @@ import asyncpg
 from ingest.logic import Device
 from terrain_contracts.markets import Market
 
-TOKEN_PREFIX = "trn_"
+TOKEN_PREFIX = "trn_"  # noqa: S105 - a prefix that makes leaked tokens greppable
 
 
 def hash_token(token: str) -> bytes:
@@ -80,7 +80,9 @@ async def find_active_device(
     )
     if row is None:
         return None
-    return Device(device_id=row["device_id"], market=Market(row["market"].strip()), label=row["label"])
+    return Device(
+        device_id=row["device_id"], market=Market(row["market"].strip()), label=row["label"]
+    )
 
 
 def _record(row: asyncpg.Record) -> DeviceRecord:

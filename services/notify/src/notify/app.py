@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -64,7 +65,9 @@ def create_app(settings: NotifySettings | None = None) -> FastStream:
         sender = Sender(
             settings=settings,
             pool=pool,
-            webhook=WebhookChannel(client, settings.webhook_signing_secret.get_secret_value().encode()),
+            webhook=WebhookChannel(
+                client, settings.webhook_signing_secret.get_secret_value().encode()
+            ),
             wake=runtime.wake_sender,
         )
         sender_task = asyncio.create_task(sender.run(), name="outbox-sender")
@@ -77,4 +80,4 @@ def create_app(settings: NotifySettings | None = None) -> FastStream:
             await pool.close()
             tracer_provider.shutdown()
 
-    return FastStream(broker, lifespan=lifespan)
+    return FastStream(broker, lifespan=lifespan, logger=logging.getLogger(f"terrain.{SERVICE}"))

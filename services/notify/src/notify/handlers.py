@@ -31,7 +31,9 @@ class NotifyRuntime:
     wake_sender: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-def alert_payload(stored: SubmissionStoredV1, rule_id: str, severity: str, signals: list[str]) -> dict[str, object]:
+def alert_payload(
+    stored: SubmissionStoredV1, rule_id: str, severity: str, signals: list[str]
+) -> dict[str, object]:
     submission = stored.submission
     return {
         "submission_id": str(stored.submission_id),
@@ -58,8 +60,13 @@ async def process_batch(runtime: NotifyRuntime, records: list[SourceRecord]) -> 
         except ValueError as error:
             # Enrich only publishes what it validated: a bad record here is a bug or a
             # foreign producer. It is logged and skipped; issue-5 work adds its DLQ record.
-            log.error("undecodable enriched record at %s/%d/%d: %s", record.topic,
-                      record.partition, record.offset, type(error).__name__)
+            log.error(
+                "undecodable enriched record at %s/%d/%d: %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                type(error).__name__,
+            )
             continue
         decision = decide(stored)
         if decision is None:
@@ -72,7 +79,9 @@ async def process_batch(runtime: NotifyRuntime, records: list[SourceRecord]) -> 
                 signals=list(decision.signals),
                 market=stored.market.value,
                 received_at=stored.received_at,
-                payload=alert_payload(stored, decision.rule_id, decision.severity, list(decision.signals)),
+                payload=alert_payload(
+                    stored, decision.rule_id, decision.severity, list(decision.signals)
+                ),
             )
         )
     if not alerts:

@@ -39,11 +39,15 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("p1-agent-urgent", "P1", urgent_flag=True),
     Rule("p1-signal", "P1", any_signals=frozenset({"money_lost", "fraud", "safety_hazard"})),
     Rule(
-        "p2-unhappy-core-topic", "P2", max_satisfaction=1,
+        "p2-unhappy-core-topic",
+        "P2",
+        max_satisfaction=1,
         any_topics=frozenset({Topic.ORANGE_MONEY, Topic.BILLING, Topic.NETWORK_COVERAGE}),
     ),
     Rule(
-        "p2-unhappy-enterprise", "P2", max_satisfaction=2,
+        "p2-unhappy-enterprise",
+        "P2",
+        max_satisfaction=2,
         customer_kinds=frozenset({CustomerKind.ENTERPRISE}),
     ),
     Rule("p2-signal", "P2", any_signals=frozenset({"churn_threat", "network_outage"})),

@@ -10,6 +10,8 @@ from uuid import UUID
 
 import asyncpg
 
+from terrain_runtime.db import Connection
+
 _RECORD_ALERTS = """
 INSERT INTO terrain.alerts
     (submission_id, manager_id, rule_id, severity, signals, market, received_at, payload)
@@ -63,7 +65,7 @@ class DueAlert:
     email: str | None
 
 
-async def record_alerts(*, connection: asyncpg.Connection, alerts: list[AlertToRecord]) -> int:
+async def record_alerts(*, connection: Connection, alerts: list[AlertToRecord]) -> int:
     """Write one outbox row per (submission, level-1 manager of its market, rule); returns
     how many are new (a redelivered submission adds none)."""
     if not alerts:
@@ -87,7 +89,9 @@ async def record_alerts(*, connection: asyncpg.Connection, alerts: list[AlertToR
     return int(status.rsplit(" ", 1)[-1])
 
 
-async def claim_due(*, connection: asyncpg.Connection | asyncpg.Pool, limit: int, lease_s: float) -> list[DueAlert]:
+async def claim_due(
+    *, connection: asyncpg.Connection | asyncpg.Pool, limit: int, lease_s: float
+) -> list[DueAlert]:
     rows = await connection.fetch(_CLAIM, limit, lease_s)
     return [
         DueAlert(
@@ -115,33 +119,40 @@ async def record_attempt(
     retry_in_s: float | None,
 ) -> None:
     """One delivery attempt; delivered, rescheduled after ``retry_in_s``, or given up (None)."""
-    async with (connection.acquire() if isinstance(connection, asyncpg.Pool) else _same(connection)) as conn:
-        async with conn.transaction():
-            await conn.execute(
-                """INSERT INTO terrain.alert_deliveries (alert_id, channel, attempt, ok, detail)
+    async with (
+        connection.acquire() if isinstance(connection, asyncpg.Pool) else _Same(connection) as conn,
+        conn.transaction(),
+    ):
+        await conn.execute(
+            """INSERT INTO terrain.alert_deliveries (alert_id, channel, attempt, ok, detail)
                    VALUES ($1, $2, $3, $4, $5)""",
-                alert_id, channel, attempt, ok, detail[:1000],
-            )
-            if ok:
-                await conn.execute(
-                    """UPDATE terrain.alerts SET status = 'delivered', delivered_at = now()
+            alert_id,
+            channel,
+            attempt,
+            ok,
+            detail[:1000],
+        )
+        if ok:
+            await conn.execute(
+                """UPDATE terrain.alerts SET status = 'delivered', delivered_at = now()
                        WHERE alert_id = $1""",
-                    alert_id,
-                )
-            elif retry_in_s is None:
-                await conn.execute(
-                    "UPDATE terrain.alerts SET status = 'failed' WHERE alert_id = $1", alert_id
-                )
-            else:
-                await conn.execute(
-                    """UPDATE terrain.alerts
+                alert_id,
+            )
+        elif retry_in_s is None:
+            await conn.execute(
+                "UPDATE terrain.alerts SET status = 'failed' WHERE alert_id = $1", alert_id
+            )
+        else:
+            await conn.execute(
+                """UPDATE terrain.alerts
                        SET next_attempt_at = now() + make_interval(secs => $2)
                        WHERE alert_id = $1""",
-                    alert_id, retry_in_s,
-                )
+                alert_id,
+                retry_in_s,
+            )
 
 
-class _same:
+class _Same:
     def __init__(self, connection: asyncpg.Connection) -> None:
         self.connection = connection
 
@@ -182,7 +193,15 @@ async def add_manager(
         """INSERT INTO terrain.managers
                (market, name, role, level, email, webhook_url, sms_sealed, language, timezone)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING manager_id""",
-        market, name, role, level, email, webhook_url, sms_sealed, language, timezone,
+        market,
+        name,
+        role,
+        level,
+        email,
+        webhook_url,
+        sms_sealed,
+        language,
+        timezone,
     )
     return manager_id
 
@@ -199,7 +218,9 @@ async def list_managers(
     return [Manager(**dict(row)) for row in rows]
 
 
-async def deactivate_manager(*, connection: asyncpg.Connection | asyncpg.Pool, manager_id: UUID) -> bool:
+async def deactivate_manager(
+    *, connection: asyncpg.Connection | asyncpg.Pool, manager_id: UUID
+) -> bool:
     status: str = await connection.execute(
         "UPDATE terrain.managers SET active = false WHERE manager_id = $1 AND active", manager_id
     )

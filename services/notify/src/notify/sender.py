@@ -8,6 +8,7 @@ can send from one outbox and a crashed sender's claims come back after the lease
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 
@@ -58,10 +59,8 @@ class Sender:
                 task.add_done_callback(self._in_flight.discard)
             if len(due) < self._settings.sender_batch:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._settings.sender_poll_s)
-                except TimeoutError:
-                    pass
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -73,16 +72,23 @@ class Sender:
         if attempt >= self._settings.max_attempts:
             return None
         base = min(self._settings.retry_base_s * 2 ** (attempt - 1), self._settings.retry_max_s)
-        return base * random.uniform(0.8, 1.2)
+        jittered: float = base * random.uniform(0.8, 1.2)
+        return jittered
 
     async def _deliver(self, alert: DueAlert) -> None:
         try:
             if not alert.webhook_url:
                 # Email and SMS channels arrive with issue 5; until then no channel is a failure
                 # recorded on the alert, never a silent drop.
-                await self._record(alert, "none", ok=False, detail="manager has no channel", retry=None)
+                await self._record(
+                    alert, "none", ok=False, detail="manager has no channel", retry=None
+                )
                 return
-            body = {**alert.payload, "alert_id": str(alert.alert_id), "ack_url": self._ack_url(alert)}
+            body = {
+                **alert.payload,
+                "alert_id": str(alert.alert_id),
+                "ack_url": self._ack_url(alert),
+            }
             try:
                 detail = await self._webhook.deliver(alert.webhook_url, body)
             except DeliveryFailed as failure:
@@ -96,11 +102,18 @@ class Sender:
     def _ack_url(self, alert: DueAlert) -> str:
         return f"{self._settings.public_base_url.rstrip('/')}/alerts/{alert.alert_id}"
 
-    async def _record(self, alert: DueAlert, channel: str, *, ok: bool, detail: str, retry: float | None) -> None:
+    async def _record(
+        self, alert: DueAlert, channel: str, *, ok: bool, detail: str, retry: float | None
+    ) -> None:
         try:
             await record_attempt(
-                connection=self._pool, alert_id=alert.alert_id, channel=channel,
-                attempt=alert.attempt, ok=ok, detail=detail, retry_in_s=retry,
+                connection=self._pool,
+                alert_id=alert.alert_id,
+                channel=channel,
+                attempt=alert.attempt,
+                ok=ok,
+                detail=detail,
+                retry_in_s=retry,
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             # The lease will bring the alert back; the receiver deduplicates on alert_id.

@@ -23,4 +23,7 @@ class NotifySettings(TerrainSettings):
     retry_max_s: float = 300.0
 
     def secrets(self) -> dict[str, str]:
-        return {**super().secrets(), "webhook_signing_secret": self.webhook_signing_secret.get_secret_value()}
+        return {
+            **super().secrets(),
+            "webhook_signing_secret": self.webhook_signing_secret.get_secret_value(),
+        }

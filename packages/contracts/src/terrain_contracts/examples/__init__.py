@@ -16,5 +16,7 @@ def names() -> list[str]:
 
 
 def load(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(resources.files(__name__).joinpath(f"{name}.json").read_text("utf-8"))
+    data: dict[str, Any] = json.loads(
+        resources.files(__name__).joinpath(f"{name}.json").read_text("utf-8")
+    )
     return data

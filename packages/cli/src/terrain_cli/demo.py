@@ -1,0 +1,103 @@
+"""`terrain demo`: one visit through the running stack, shown the way each user sees it.
+
+The field app's view (the 202), the analyst's (the stored row), the country manager's (the
+webhook alert). The simulator issue replaces this with a whole field day.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from uuid import uuid4
+
+import asyncpg
+import httpx
+import typer
+
+from ingest.repository import create_device
+from notify.repository import add_manager
+from terrain_contracts.examples import load
+from terrain_contracts.markets import Market
+
+
+class AlertInbox:
+    """A webhook receiver on loopback standing in for the manager's tool."""
+
+    def __init__(self, port: int) -> None:
+        self.alerts: list[dict[str, Any]] = []
+        alerts = self.alerts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                alerts.append(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+
+
+async def run_demo(database_url: str, ingest_url: str, inbox_port: int) -> None:
+    inbox = AlertInbox(inbox_port)
+    connection = await asyncpg.connect(database_url)
+    try:
+        _, token = await create_device(connection=connection, market=Market.SN, label="demo phone")
+        known = await connection.fetchval(
+            "SELECT manager_id FROM terrain.managers WHERE webhook_url = $1 AND active", inbox.url
+        )
+        if known is None:
+            await add_manager(
+                connection=connection, market="SN", name="Demo country manager (SN)",
+                role="country_manager", webhook_url=inbox.url,
+            )
+        submission = load("field_submission.brief") | {"submission_id": str(uuid4())}
+        typer.echo("field app  -> POST /v1/submissions (the BRIEF's example, a fresh id)")
+        async with httpx.AsyncClient(timeout=15) as http:
+            response = await http.post(
+                f"{ingest_url}/v1/submissions", json=submission,
+                headers={"authorization": f"Bearer {token}"},
+            )
+        accepted = time.monotonic()
+        typer.echo(f"ingest     <- {response.status_code} {response.text}")
+        if response.status_code != 202:
+            raise typer.Exit(1)
+
+        row = None
+        while row is None and time.monotonic() - accepted < 30:
+            row = await connection.fetchrow(
+                """SELECT submission_id, agent_market, customer_kind, msisdn_hash, topics,
+                          satisfaction, verbatim, collected_at, received_at, stored_at
+                   FROM terrain.submissions WHERE submission_id = $1::uuid""",
+                submission["submission_id"],
+            )
+            if row is None:
+                await asyncio.sleep(0.05)
+        if row is None:
+            typer.echo("the submission was not stored within 30 s: see .local/logs/", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"PostgreSQL <- stored {time.monotonic() - accepted:.2f} s after the 202:")
+        for key, value in dict(row).items():
+            typer.echo(f"    {key:<14} {value}")
+
+        while not inbox.alerts and time.monotonic() - accepted < 30:
+            await asyncio.sleep(0.05)
+        if not inbox.alerts:
+            typer.echo("no alert within 30 s: see .local/logs/notify.log", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"manager    <- webhook {time.monotonic() - accepted:.2f} s after the 202:")
+        typer.echo("    " + json.dumps(inbox.alerts[0], ensure_ascii=False, indent=2).replace("\n", "\n    "))
+    finally:
+        await connection.close()
+        inbox.server.shutdown()

@@ -1,0 +1,149 @@
+"""Helpers for tests that run against the real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+from uuid import uuid4
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from faststream import FastStream
+
+from terrain_contracts.topics import TOPICS
+
+KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+ADMIN_DATABASE_URL = os.environ.get(
+    "DATABASE_URL", "postgresql://terrain:terrain@127.0.0.1:54329/terrain"
+)
+
+
+def new_namespace() -> str:
+    """A topic prefix of its own for one test: fresh topics, no cross-talk."""
+    return f"t{uuid4().hex[:10]}."
+
+
+async def delete_topics(namespace: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    await admin.start()
+    try:
+        names = [spec.name(namespace) for spec in TOPICS]
+        existing = set(await admin.list_topics())
+        doomed = [n for n in names if n in existing]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
+
+
+async def read_topic(topic: str, *, expect: int, timeout_s: float = 20.0) -> list[Any]:
+    """Read records from the beginning until ``expect`` arrived (or the timeout)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=KAFKA,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while len(records) < expect and asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for part in batch.values():
+                records.extend(part)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def produce(topic: str, values: Sequence[tuple[bytes | None, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for key, value in values:
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+@contextlib.asynccontextmanager
+async def running(app: FastStream) -> AsyncIterator[FastStream]:
+    """Run a FastStream app in this event loop until the block ends, then drain it."""
+    task = asyncio.create_task(app.run(sleep_time=0.02))
+    try:
+        while not getattr(app, "running", False):
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.02)
+        yield app
+    finally:
+        app.exit()
+        await asyncio.wait_for(task, timeout=30)
+
+
+async def eventually(query: Any, *, timeout_s: float = 20.0, interval_s: float = 0.1) -> Any:
+    """Poll ``query()`` until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        value = await query()
+        if value or asyncio.get_running_loop().time() > deadline:
+            return value
+        await asyncio.sleep(interval_s)
+
+
+async def fetchval(url: str, sql: str, *args: Any) -> Any:
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetchval(sql, *args)
+    finally:
+        await connection.close()
+
+
+class WebhookSink:
+    """A real HTTP server on loopback that records every webhook it receives."""
+
+    def __init__(self, *, status: int = 200) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.received: list[tuple[str, dict[str, str], bytes]] = []
+        self.status = status
+        received = self.received
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                received.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(sink.status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def url(self, path: str = "/hook") -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}{path}"
+
+    def __enter__(self) -> WebhookSink:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def bodies(self, path: str | None = None) -> list[dict[str, Any]]:
+        import json
+
+        return [json.loads(body) for p, _, body in list(self.received) if path is None or p == path]

@@ -1,0 +1,63 @@
+"""Integration fixtures: the real Kafka broker and PostgreSQL server from deploy/local
+(or those named by KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL). One throwaway database per
+session, one fresh set of topics per test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from uuid import uuid4
+
+import asyncpg
+import pytest
+
+from terrain_runtime.db import migrate
+from terrain_runtime.kafka import ensure_topics
+from terrain_runtime.settings import TerrainSettings
+from tests.helpers import ADMIN_DATABASE_URL, KAFKA, delete_topics, new_namespace
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration/" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    name = f"terrain_test_{uuid4().hex[:12]}"
+    admin = await asyncpg.connect(ADMIN_DATABASE_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = ADMIN_DATABASE_URL.rsplit("/", 1)[0] + f"/{name}"
+    connection = await asyncpg.connect(url)
+    try:
+        await migrate(connection)
+    finally:
+        await connection.close()
+    yield url
+    admin = await asyncpg.connect(ADMIN_DATABASE_URL)
+    try:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def namespace() -> AsyncIterator[str]:
+    ns = new_namespace()
+    await ensure_topics(TerrainSettings(kafka_bootstrap_servers=KAFKA, topic_namespace=ns))
+    yield ns
+    await delete_topics(ns)
+
+
+@pytest.fixture
+def settings_kwargs(database_url: str, namespace: str) -> dict[str, object]:
+    """What every service's settings need to talk to this test's broker, topics and database."""
+    return {
+        "environment": "test",
+        "kafka_bootstrap_servers": KAFKA,
+        "topic_namespace": namespace,
+        "database_url": database_url,
+    }

@@ -1,0 +1,174 @@
+"""Ingest against the real broker and database: what is answered 2xx is in Kafka, keyed by
+submission_id, without the phone number in clear; bad input gets the documented 4xx."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import uuid4
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from ingest.app import create_app
+from ingest.repository import create_device, revoke_device
+from ingest.settings import IngestSettings
+from terrain_contracts.markets import Market
+from terrain_contracts.messages import decode_raw_submission
+from terrain_contracts.topics import SUBMISSIONS_RAW
+from tests.helpers import read_topic
+
+
+@pytest.fixture
+async def device_token(database_url: str) -> str:
+    connection = await asyncpg.connect(database_url)
+    try:
+        _, token = await create_device(connection=connection, market=Market.SN, label="test")
+    finally:
+        await connection.close()
+    return token
+
+
+@pytest.fixture
+async def client(settings_kwargs: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(IngestSettings(**settings_kwargs))
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as http:
+            yield http
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+async def test_accepted_submission_is_durable_keyed_and_pseudonymised(
+    client: httpx.AsyncClient, device_token: str, brief_example: dict[str, Any], namespace: str
+) -> None:
+    response = await client.post("/v1/submissions", json=brief_example, headers=auth(device_token))
+    assert response.status_code == 202, response.text
+    assert response.json() == {
+        "submission_id": brief_example["submission_id"],
+        "status": "accepted",
+    }
+
+    [record] = await read_topic(SUBMISSIONS_RAW.name(namespace), expect=1)
+    assert record.key == brief_example["submission_id"].encode()
+    assert b"77 123 45 67" not in record.value and b"771234567" not in record.value
+    envelope = decode_raw_submission(record.value)
+    customer = envelope.submission.customer
+    assert customer.msisdn_hash and customer.msisdn_hash.startswith("k1:")
+    assert customer.msisdn_sealed  # consent: true
+    assert envelope.device_market is Market.SN
+    assert envelope.outbox_delay_s == pytest.approx(
+        (envelope.received_at - envelope.submission.collected_at).total_seconds(), abs=0.01
+    )
+    headers = dict(record.headers)
+    assert "traceparent" in headers
+
+
+async def test_without_consent_no_sealed_number_and_no_name(
+    client: httpx.AsyncClient, device_token: str, brief_example: dict[str, Any], namespace: str
+) -> None:
+    brief_example["customer"].update(consent=False, name="Awa Diop", phone2="77 765 43 21")
+    response = await client.post("/v1/submissions", json=brief_example, headers=auth(device_token))
+    assert response.status_code == 202
+    [record] = await read_topic(SUBMISSIONS_RAW.name(namespace), expect=1)
+    customer = decode_raw_submission(record.value).submission.customer
+    assert customer.msisdn_sealed is None and customer.msisdn_hash
+    assert b"Awa Diop" not in record.value and b"765 43 21" not in record.value
+
+
+async def test_batch_accepts_valid_items_and_names_the_invalid_ones(
+    client: httpx.AsyncClient, device_token: str, brief_example: dict[str, Any], namespace: str
+) -> None:
+    bad = json.loads(json.dumps(brief_example)) | {"submission_id": str(uuid4())}
+    bad["feedback"]["satisfaction"] = 7
+    good = brief_example | {"submission_id": str(uuid4())}
+    response = await client.post(
+        "/v1/submissions/batch", json={"submissions": [good, bad]}, headers=auth(device_token)
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (1, 1)
+    assert body["results"][0]["status"] == "accepted"
+    assert body["results"][1]["status"] == "rejected"
+    assert body["results"][1]["errors"][0]["field"] == "submissions.1.feedback.satisfaction"
+    records = await read_topic(SUBMISSIONS_RAW.name(namespace), expect=1)
+    assert [r.key.decode() for r in records] == [good["submission_id"]]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda d: d["feedback"].update(satisfaction=7), "feedback.satisfaction"),
+        (lambda d: d["agent"].update(market="FR"), "agent.market"),
+        (lambda d: d["location"].update(lat=123), "location.lat"),
+        (lambda d: d["customer"].update(msisdn="not a number"), "customer.msisdn"),
+        (lambda d: d.update(collected_at="2025-04-15T09:12:33"), "collected_at"),
+    ],
+)
+async def test_contract_violation_is_a_422_naming_the_field(
+    client: httpx.AsyncClient,
+    device_token: str,
+    brief_example: dict[str, Any],
+    mutate: Any,
+    field: str,
+) -> None:
+    mutate(brief_example)
+    response = await client.post("/v1/submissions", json=brief_example, headers=auth(device_token))
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert field in [e["field"] for e in response.json()["errors"]]
+
+
+async def test_transport_errors(client: httpx.AsyncClient, device_token: str) -> None:
+    headers = auth(device_token)
+    malformed = await client.post(
+        "/v1/submissions",
+        content=b"{not json",
+        headers=headers | {"content-type": "application/json"},
+    )
+    assert malformed.status_code == 400
+    not_json = await client.post(
+        "/v1/submissions", content=b"a=b", headers=headers | {"content-type": "text/plain"}
+    )
+    assert not_json.status_code == 415
+    too_big = await client.post(
+        "/v1/submissions",
+        content=b"[" + b"1," * 100_000 + b"1]",
+        headers=headers | {"content-type": "application/json"},
+    )
+    assert too_big.status_code == 413
+    nan = await client.post(
+        "/v1/submissions",
+        content=b'{"x": NaN}',
+        headers=headers | {"content-type": "application/json"},
+    )
+    assert nan.status_code == 400
+
+
+async def test_tokens_are_required_and_revocation_applies(
+    client: httpx.AsyncClient, brief_example: dict[str, Any], database_url: str
+) -> None:
+    assert (await client.post("/v1/submissions", json=brief_example)).status_code == 401
+    unknown = await client.post("/v1/submissions", json=brief_example, headers=auth("trn_nope"))
+    assert unknown.status_code == 401
+    connection = await asyncpg.connect(database_url)
+    try:
+        record, token = await create_device(connection=connection, market=Market.SN, label="x")
+        await revoke_device(connection=connection, device_id=record.device_id)
+    finally:
+        await connection.close()
+    revoked = await client.post("/v1/submissions", json=brief_example, headers=auth(token))
+    assert revoked.status_code == 401
+
+
+async def test_probes_and_openapi(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    assert (await client.get("/readyz")).status_code == 200
+    document = (await client.get("/openapi.json")).json()
+    assert "FieldSubmission" in document["components"]["schemas"]
