@@ -42,7 +42,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev group
+import jsonschema  # no stubs in the dev group
 import pytest
 import typer
 import yaml

@@ -32,7 +32,7 @@ class AlertInbox:
         alerts = self.alerts
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 alerts.append(json.loads(body))
                 self.send_response(204)
@@ -59,14 +59,18 @@ async def run_demo(database_url: str, ingest_url: str, inbox_port: int) -> None:
         )
         if known is None:
             await add_manager(
-                connection=connection, market="SN", name="Demo country manager (SN)",
-                role="country_manager", webhook_url=inbox.url,
+                connection=connection,
+                market="SN",
+                name="Demo country manager (SN)",
+                role="country_manager",
+                webhook_url=inbox.url,
             )
         submission = load("field_submission.brief") | {"submission_id": str(uuid4())}
         typer.echo("field app  -> POST /v1/submissions (the BRIEF's example, a fresh id)")
         async with httpx.AsyncClient(timeout=15) as http:
             response = await http.post(
-                f"{ingest_url}/v1/submissions", json=submission,
+                f"{ingest_url}/v1/submissions",
+                json=submission,
                 headers={"authorization": f"Bearer {token}"},
             )
         accepted = time.monotonic()
@@ -91,13 +95,14 @@ async def run_demo(database_url: str, ingest_url: str, inbox_port: int) -> None:
         for key, value in dict(row).items():
             typer.echo(f"    {key:<14} {value}")
 
-        while not inbox.alerts and time.monotonic() - accepted < 30:
+        while not inbox.alerts and time.monotonic() - accepted < 30:  # noqa: ASYNC110 - a thread fills it
             await asyncio.sleep(0.05)
         if not inbox.alerts:
             typer.echo("no alert within 30 s: see .local/logs/notify.log", err=True)
             raise typer.Exit(1)
         typer.echo(f"manager    <- webhook {time.monotonic() - accepted:.2f} s after the 202:")
-        typer.echo("    " + json.dumps(inbox.alerts[0], ensure_ascii=False, indent=2).replace("\n", "\n    "))
+        shown = json.dumps(inbox.alerts[0], ensure_ascii=False, indent=2)
+        typer.echo("    " + shown.replace("\n", "\n    "))
     finally:
         await connection.close()
         inbox.server.shutdown()

@@ -125,7 +125,7 @@ async def process_batch(runtime: EnrichRuntime, records: list[SourceRecord]) -> 
             detail=failure.detail,
             service=SERVICE,
             service_version=__version__,
-            consumer_group=runtime.settings.consumer_group,
+            consumer_group=runtime.settings.group_id,
             submission_id=failure.submission_id,
         )
         pending.append(

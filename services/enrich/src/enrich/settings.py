@@ -17,3 +17,8 @@ class EnrichSettings(TerrainSettings):
     store_retry_max_s: float = Field(
         default=30.0, description="Longest pause between retries while PostgreSQL is down."
     )
+
+    @property
+    def group_id(self) -> str:
+        """The consumer group, in this deployment's namespace like the topics it reads."""
+        return f"{self.topic_namespace}{self.consumer_group}"

@@ -37,7 +37,7 @@ def create_app(settings: NotifySettings | None = None) -> FastStream:
 
     @broker.subscriber(
         settings.topic(SUBMISSIONS_ENRICHED),
-        group_id=settings.consumer_group,
+        group_id=settings.group_id,
         batch=True,
         max_records=settings.batch_max_records,
         batch_timeout_ms=settings.batch_timeout_ms,

@@ -27,3 +27,8 @@ class NotifySettings(TerrainSettings):
             **super().secrets(),
             "webhook_signing_secret": self.webhook_signing_secret.get_secret_value(),
         }
+
+    @property
+    def group_id(self) -> str:
+        """The consumer group, in this deployment's namespace like the topics it reads."""
+        return f"{self.topic_namespace}{self.consumer_group}"
