@@ -42,7 +42,8 @@ case $state_root in
   *) state_root=$PWD/$state_root ;;
 esac
 STATE=$state_root/kafka
-LIBS=$STATE/libs
+# A second broker (tests that stop their own broker) can share the first one's jars.
+LIBS=${KAFKA_LIBS_DIR:-$STATE/libs}
 DATA=$STATE/data
 LOG_FILE=$STATE/kafka.log
 OUT_FILE=$STATE/kafka.out
@@ -53,9 +54,10 @@ SERVER_PROPS=$STATE/server.properties
 TOOLS_LOG4J=$STATE/tools-log4j2.yaml
 PROBE_PROPS=$STATE/probe.properties
 
-LOCAL_BOOTSTRAP=127.0.0.1:9092
 LOCAL_HOST=127.0.0.1
-LOCAL_PORT=9092
+LOCAL_PORT=${KAFKA_PORT:-9092}
+CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
+LOCAL_BOOTSTRAP=$LOCAL_HOST:$LOCAL_PORT
 BOOTSTRAP=${KAFKA_BOOTSTRAP_SERVERS:-$LOCAL_BOOTSTRAP}
 BOOTSTRAP=${BOOTSTRAP// /}
 START_TIMEOUT=${KAFKA_START_TIMEOUT:-90}
@@ -70,7 +72,7 @@ die() {
 
 is_external() {
   case $BOOTSTRAP in
-    "$LOCAL_BOOTSTRAP" | localhost:9092 | PLAINTEXT://127.0.0.1:9092 | PLAINTEXT://localhost:9092) return 1 ;;
+    "$LOCAL_BOOTSTRAP" | "localhost:$LOCAL_PORT" | "PLAINTEXT://$LOCAL_BOOTSTRAP" | "PLAINTEXT://localhost:$LOCAL_PORT") return 1 ;;
     *) return 0 ;;
   esac
 }
@@ -378,7 +380,9 @@ format_storage() {
 
 write_server_props() {
   {
-    cat "$CONF_DIR/server.properties"
+    # KAFKA_PORT / KAFKA_CONTROLLER_PORT move the listeners (a second, private broker).
+    sed -e "s/127.0.0.1:9092/127.0.0.1:$LOCAL_PORT/g" -e "s/127.0.0.1:9093/127.0.0.1:$CONTROLLER_PORT/g" \
+      "$CONF_DIR/server.properties"
     printf '\n# ---- added by deploy/local/kafka.sh ----\nlog.dirs=%s\n' "$DATA"
   } >"$SERVER_PROPS.tmp"
   mv "$SERVER_PROPS.tmp" "$SERVER_PROPS"

@@ -172,3 +172,128 @@ async def test_probes_and_openapi(client: httpx.AsyncClient) -> None:
     assert (await client.get("/readyz")).status_code == 200
     document = (await client.get("/openapi.json")).json()
     assert "FieldSubmission" in document["components"]["schemas"]
+
+
+@pytest.fixture
+async def strict_client(settings_kwargs: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
+    settings = IngestSettings(**settings_kwargs, rate_limit_per_minute=60, rate_limit_burst=2)
+    app = create_app(settings)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as http:
+            yield http
+
+
+async def test_rate_limit_is_per_device_with_retry_after(
+    strict_client: httpx.AsyncClient, database_url: str, brief_example: dict[str, Any]
+) -> None:
+    connection = await asyncpg.connect(database_url)
+    try:
+        _, flooder = await create_device(connection=connection, market=Market.SN, label="flood")
+        _, calm = await create_device(connection=connection, market=Market.SN, label="calm")
+    finally:
+        await connection.close()
+    statuses = [
+        (
+            await strict_client.post("/v1/submissions", json=brief_example, headers=auth(flooder))
+        ).status_code
+        for _ in range(3)
+    ]
+    assert statuses == [202, 202, 429]
+    limited = await strict_client.post("/v1/submissions", json=brief_example, headers=auth(flooder))
+    assert int(limited.headers["retry-after"]) >= 1
+    other = await strict_client.post("/v1/submissions", json=brief_example, headers=auth(calm))
+    assert other.status_code == 202
+
+
+async def test_resend_is_accepted_again_with_the_same_key(
+    client: httpx.AsyncClient, device_token: str, brief_example: dict[str, Any], namespace: str
+) -> None:
+    brief_example["future_field"] = {"from": "app 3.0"}
+    for _ in range(2):
+        response = await client.post(
+            "/v1/submissions", json=brief_example, headers=auth(device_token)
+        )
+        assert response.status_code == 202
+    records = await read_topic(SUBMISSIONS_RAW.name(namespace), expect=2)
+    assert {r.key for r in records} == {brief_example["submission_id"].encode()}
+    assert len({r.partition for r in records}) == 1
+    assert decode_raw_submission(records[0].value).submission.model_extra == {
+        "future_field": {"from": "app 3.0"}
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"\xff\xfe{}", 400),
+        (b"[" * 100_000 + b"]" * 100_000, 413),
+        (b'{"a":' * 5000 + b"1" + b"}" * 5000, 400),
+        (b'{"n": ' + b"9" * 10_000 + b"}", 400),
+        (b'{"n": Infinity}', 400),
+        (b"", 400),
+    ],
+)
+async def test_hostile_bodies_are_4xx(
+    client: httpx.AsyncClient, device_token: str, body: bytes, status: int
+) -> None:
+    response = await client.post(
+        "/v1/submissions",
+        content=body,
+        headers=auth(device_token) | {"content-type": "application/json"},
+    )
+    assert response.status_code == status
+
+
+async def test_chunked_body_is_cut_at_the_limit(
+    client: httpx.AsyncClient, device_token: str
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(200):
+            yield b" " * 4096
+
+    response = await client.post(
+        "/v1/submissions",
+        content=chunks(),
+        headers=auth(device_token) | {"content-type": "application/json"},
+    )
+    assert response.status_code == 413
+
+
+async def test_batch_limits_and_shape(
+    client: httpx.AsyncClient, device_token: str, brief_example: dict[str, Any]
+) -> None:
+    too_many = {"submissions": [brief_example] * 501}
+    response = await client.post("/v1/submissions/batch", json=too_many, headers=auth(device_token))
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["field"] == "submissions"
+    shapes: list[Any] = [{"submissions": "nope"}, [brief_example], {"items": []}]
+    for shape in shapes:
+        response = await client.post(
+            "/v1/submissions/batch", json=shape, headers=auth(device_token)
+        )
+        assert response.status_code == 422
+    empty = await client.post(
+        "/v1/submissions/batch", json={"submissions": []}, headers=auth(device_token)
+    )
+    assert empty.json() == {"accepted": 0, "rejected": 0, "results": []}
+    weird = await client.post(
+        "/v1/submissions/batch", json={"submissions": [3, None, "x"]}, headers=auth(device_token)
+    )
+    assert [r["errors"][0]["field"] for r in weird.json()["results"]] == [
+        "submissions.0",
+        "submissions.1",
+        "submissions.2",
+    ]
+
+
+async def test_metrics_count_requests_and_outcomes(
+    client: httpx.AsyncClient, device_token: str, brief_example: dict[str, Any]
+) -> None:
+    await client.post("/v1/submissions", json=brief_example, headers=auth(device_token))
+    text = (await client.get("/metrics/")).text
+    assert (
+        'terrain_http_requests_total{route="/v1/submissions",service="ingest",status="202"}' in text
+    )
+    assert 'terrain_submissions_received_total{market="SN",outcome="accepted"}' in text
+    assert "terrain_kafka_publish_duration_seconds_bucket" in text

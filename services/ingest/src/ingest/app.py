@@ -13,6 +13,7 @@ from ingest import __version__
 from ingest.devices import DeviceDirectory
 from ingest.handlers import IngestRuntime, router
 from ingest.logic import Device
+from ingest.observability import RequestMetrics
 from ingest.openapi import build_openapi
 from ingest.problems import Problem
 from ingest.ratelimit import RateLimiter
@@ -72,6 +73,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     )
     app.include_router(router)
     app.mount("/metrics", make_asgi_app())
+    app.add_middleware(RequestMetrics)
 
     @app.exception_handler(Problem)
     async def problem_handler(_: Request, problem: Problem) -> JSONResponse:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,12 @@ from ingest.problems import Problem
 from ingest.ratelimit import RateLimiter
 from ingest.settings import IngestSettings
 from terrain_contracts.messages import SubmissionReceivedV1
+from terrain_contracts.topics import SUBMISSIONS_RAW
+from terrain_runtime.metrics import (
+    KAFKA_PUBLISH_DURATION,
+    KAFKA_PUBLISH_FAILURES,
+    SUBMISSIONS_RECEIVED,
+)
 from terrain_runtime.privacy import Pseudonymiser, Sealer
 
 log = logging.getLogger(__name__)
@@ -96,9 +103,14 @@ async def publish(runtime: IngestRuntime, envelopes: list[SubmissionReceivedV1])
         ]
         await asyncio.gather(*pending)
 
+    started = time.perf_counter()
     try:
         await asyncio.wait_for(send_all(), timeout=runtime.settings.publish_timeout_s)
+        KAFKA_PUBLISH_DURATION.labels("ingest", SUBMISSIONS_RAW.id).observe(
+            time.perf_counter() - started
+        )
     except (KafkaError, TimeoutError, ConnectionError) as error:
+        KAFKA_PUBLISH_FAILURES.labels("ingest", SUBMISSIONS_RAW.id).inc()
         log.warning("kafka unavailable: %s", type(error).__name__)
         raise Problem(
             503,
@@ -131,6 +143,7 @@ async def post_submission(request: Request) -> JSONResponse:
     try:
         envelope = _accept(document, device, runtime, datetime.now(UTC))
     except SubmissionRejected as rejected:
+        SUBMISSIONS_RECEIVED.labels("rejected", device.market.value).inc()
         raise Problem(
             422,
             "The submission breaks the field-app contract",
@@ -138,6 +151,7 @@ async def post_submission(request: Request) -> JSONResponse:
             code="invalid-submission",
         ) from None
     await publish(runtime, [envelope])
+    SUBMISSIONS_RECEIVED.labels("accepted", device.market.value).inc()
     return JSONResponse(
         {"submission_id": str(envelope.submission_id), "status": "accepted"}, status_code=202
     )
@@ -187,6 +201,8 @@ async def post_batch(request: Request) -> JSONResponse:
         )
     if accepted:
         await publish(runtime, accepted)
+    SUBMISSIONS_RECEIVED.labels("accepted", device.market.value).inc(len(accepted))
+    SUBMISSIONS_RECEIVED.labels("rejected", device.market.value).inc(len(items) - len(accepted))
     return JSONResponse(
         {
             "accepted": len(accepted),
