@@ -103,6 +103,10 @@ class GeoPlace(BaseModel):
     timezone: str | None = None
     h3_cell: str | None = None
     flags: list[str] = Field(default_factory=list)
+    source: str | None = Field(
+        default=None,
+        description="Where the place comes from: gps, place (typed by the agent) or market.",
+    )
 
 
 class CustomerSegment(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +13,9 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 
+from enrich.geo import load_gazetteer
 from enrich.handlers import SERVICE, EnrichRuntime, process_batch
+from enrich.segments import SegmentCache
 from enrich.settings import EnrichSettings
 from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED, SUBMISSIONS_RAW
 from terrain_runtime.db import create_pool
@@ -61,6 +64,8 @@ def create_app(settings: EnrichSettings | None = None) -> FastStream:
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
+        # About a second and ~30 MB: once per process, before the first batch, off the loop.
+        gazetteer = await asyncio.to_thread(load_gazetteer)
         pool = await create_pool(
             settings.database_url.get_secret_value(),
             min_size=settings.db_pool_min,
@@ -77,6 +82,10 @@ def create_app(settings: EnrichSettings | None = None) -> FastStream:
             ),
             enriched_topic=settings.topic(SUBMISSIONS_ENRICHED),
             dead_letter_topic=settings.topic(DEAD_LETTERS),
+            gazetteer=gazetteer,
+            segments=SegmentCache(
+                max_entries=settings.segment_cache_entries, ttl_s=settings.segment_cache_ttl_s
+            ),
         )
         try:
             yield

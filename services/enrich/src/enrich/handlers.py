@@ -11,21 +11,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import asyncpg
 from faststream.kafka import KafkaBroker
 
 from enrich import __version__
-from enrich.logic import Decoded, Failed, SubmissionRow, decode, plan_batch
-from enrich.repository import Stored, store_batch
+from enrich.geo import Gazetteer
+from enrich.logic import Decoded, Failed, decode, plan_batch
+from enrich.repository import fetch_segment_histories, store_batch
+from enrich.segments import SegmentCache, SegmentRecord
 from enrich.settings import EnrichSettings
 from terrain_contracts.messages import SubmissionStoredV1
+from terrain_runtime.db import Connection
 from terrain_runtime.dlq import DeadLetterBudget, SourceRecord, dead_letter
 
 log = logging.getLogger(__name__)
 
 SERVICE = "enrich"
+T = TypeVar("T")
 
 # Errors worth waiting out: the server restarting, the network blinking, a failover.
 TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
@@ -49,30 +55,45 @@ class EnrichRuntime:
     budget: DeadLetterBudget
     enriched_topic: str
     dead_letter_topic: str
+    gazetteer: Gazetteer
+    segments: SegmentCache
 
 
-async def _store_with_retry(
-    runtime: EnrichRuntime,
-    rows: list[SubmissionRow],
-    failures: list[Failed],
-) -> tuple[list[Stored], list[Failed]]:
+async def _with_db_retry(runtime: EnrichRuntime, work: Callable[[Connection], Awaitable[T]]) -> T:
+    """Run ``work`` on a pooled connection until PostgreSQL answers: a transient error is
+    waited out with backoff (nothing is committed meanwhile, nothing goes to the DLQ)."""
     delay = 0.2
     while True:
         try:
             async with runtime.pool.acquire() as connection:
-                return await store_batch(
-                    connection=connection,
-                    rows=rows,
-                    failures=failures,
-                    service=SERVICE,
-                    service_version=__version__,
-                )
+                return await work(connection)
         except TRANSIENT_DB_ERRORS as error:
             log.warning(
                 "postgresql unavailable, retrying batch in %.1fs: %s", delay, type(error).__name__
             )
             await asyncio.sleep(delay + random.uniform(0, delay / 2))
             delay = min(delay * 2, runtime.settings.store_retry_max_s)
+
+
+async def _segment_histories(
+    runtime: EnrichRuntime, decoded: list[Decoded]
+) -> dict[str, tuple[SegmentRecord, ...]]:
+    """CRM histories of the batch's customers: from the cache, the rest in one query."""
+    hashes = [
+        d.received.submission.customer.msisdn_hash
+        for d in decoded
+        if d.received.submission.customer.msisdn_hash
+    ]
+    missing = runtime.segments.missing(hashes)
+    if missing:
+        fetched = await _with_db_retry(
+            runtime,
+            lambda connection: fetch_segment_histories(
+                connection=connection, msisdn_hashes=missing
+            ),
+        )
+        runtime.segments.put(fetched, missing)
+    return runtime.segments.histories(hashes)
 
 
 async def process_batch(runtime: EnrichRuntime, records: list[SourceRecord]) -> None:
@@ -84,8 +105,21 @@ async def process_batch(runtime: EnrichRuntime, records: list[SourceRecord]) -> 
             failures.append(outcome)
         else:
             decoded.append(outcome)
-    rows, in_batch_conflicts = plan_batch(decoded)
-    stored, all_failures = await _store_with_retry(runtime, rows, failures + in_batch_conflicts)
+    rows, in_batch_conflicts = plan_batch(
+        decoded,
+        gazetteer=runtime.gazetteer,
+        segment_histories=await _segment_histories(runtime, decoded),
+    )
+    stored, all_failures = await _with_db_retry(
+        runtime,
+        lambda connection: store_batch(
+            connection=connection,
+            rows=rows,
+            failures=failures + in_batch_conflicts,
+            service=SERVICE,
+            service_version=__version__,
+        ),
+    )
 
     for failure in all_failures:
         log.warning(

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
 from pydantic import ValidationError
 
+from enrich.geo import Gazetteer, locate_batch
+from enrich.segments import SegmentRecord, customer_segment
+from enrich.text import LEXICON_VERSION, detect_language, detect_signals
 from terrain_contracts.messages import (
-    CustomerSegment,
     Enrichment,
     FailureReason,
-    GeoPlace,
     PseudonymisedSubmission,
     SubmissionReceivedV1,
     UnknownSchemaVersion,
@@ -27,8 +29,8 @@ from terrain_contracts.messages import (
 )
 from terrain_runtime.dlq import SourceRecord
 
-ENRICHER_VERSION = "1"
-LOW_ACCURACY_M = 500.0  # beyond this a GPS fix cannot place a visit in the right city
+# Bumped with any change of what enrichment computes (the lexicon has its own version).
+ENRICHER_VERSION = f"2+lexicon.{LEXICON_VERSION}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,21 +75,34 @@ def content_hash(submission: PseudonymisedSubmission) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def enrich(received: SubmissionReceivedV1) -> Enrichment:
-    submission = received.submission
-    flags: list[str] = []
-    location = submission.location
-    if location is None or location.lat is None:
-        flags.append("no_gps")
-    elif location.accuracy_m is not None and location.accuracy_m > LOW_ACCURACY_M:
-        flags.append("low_accuracy")
-    return Enrichment(
-        geo=GeoPlace(flags=flags),
-        segment=CustomerSegment(segment=submission.customer.kind.value, source="customer_kind"),
-        language=submission.feedback.language,
-        signals=[],
-        enricher_version=ENRICHER_VERSION,
+def enrich_batch(
+    received: Sequence[SubmissionReceivedV1],
+    *,
+    gazetteer: Gazetteer,
+    segment_histories: Mapping[str, Sequence[SegmentRecord]],
+) -> list[Enrichment]:
+    """Geo, segment and text signals of a batch (one nearest-place query for all fixes)."""
+    places = locate_batch(
+        gazetteer,
+        [r.submission.agent.market for r in received],
+        [r.submission.location for r in received],
     )
+    enrichments: list[Enrichment] = []
+    for item, place in zip(received, places, strict=True):
+        submission = item.submission
+        verbatim = submission.feedback.verbatim
+        enrichments.append(
+            Enrichment(
+                geo=place,
+                segment=customer_segment(
+                    submission.customer, submission.collected_at, segment_histories
+                ),
+                language=detect_language(verbatim, hint=submission.feedback.language),
+                signals=detect_signals(verbatim),
+                enricher_version=ENRICHER_VERSION,
+            )
+        )
+    return enrichments
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,14 +134,24 @@ class StoreResult:
     duplicate: bool
 
 
-def plan_batch(decoded: list[Decoded]) -> tuple[list[SubmissionRow], list[Failed]]:
+def plan_batch(
+    decoded: list[Decoded],
+    *,
+    gazetteer: Gazetteer,
+    segment_histories: Mapping[str, Sequence[SegmentRecord]],
+) -> tuple[list[SubmissionRow], list[Failed]]:
     """Rows to store, and in-batch conflicts: a batch may carry one visit twice."""
     rows: dict[UUID, SubmissionRow] = {}
     failures: list[Failed] = []
-    for item in decoded:
+    enrichments = enrich_batch(
+        [item.received for item in decoded],
+        gazetteer=gazetteer,
+        segment_histories=segment_histories,
+    )
+    for item, enrichment in zip(decoded, enrichments, strict=True):
         row = SubmissionRow(
             received=item.received,
-            enrichment=enrich(item.received),
+            enrichment=enrichment,
             payload_sha256=content_hash(item.received.submission),
             record=item.record,
         )

