@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -107,29 +107,74 @@ def managers_add(
     name: Annotated[str, typer.Option()],
     role: Annotated[str, typer.Option(help="country_manager, cx_lead, network_lead, ...")],
     email: Annotated[str | None, typer.Option()] = None,
+    sms: Annotated[
+        str | None, typer.Option(help="SMS number (P1 alerts); stored sealed, never in clear.")
+    ] = None,
     webhook: Annotated[
         str | None, typer.Option(help="URL that receives signed JSON alerts.")
     ] = None,
-    level: Annotated[int, typer.Option(min=1)] = 1,
-    language: Annotated[str, typer.Option()] = "fr",
+    level: Annotated[
+        int, typer.Option(min=1, help="1 gets alerts; higher levels escalations.")
+    ] = 1,
+    language: Annotated[str, typer.Option(help="fr, en or ar.")] = "fr",
+    timezone: Annotated[str, typer.Option(help="IANA timezone, e.g. Africa/Dakar.")] = "UTC",
+    working_hours: Annotated[str, typer.Option(help="HH:MM-HH:MM, Monday to Friday.")] = (
+        "08:00-18:00"
+    ),
 ) -> None:
-    from notify.repository import add_manager
+    """Add a manager who receives the alerts of a market (or escalations, level > 1)."""
+    from pydantic import ValidationError
 
-    if market != "*":
-        market = Market(market.upper()).value
-    manager_id = _run(
-        lambda c: add_manager(
-            connection=c,
+    from notify.directory import ManagerSpec
+
+    try:
+        spec = ManagerSpec(
             market=market,
             name=name,
             role=role,
             level=level,
             email=email,
-            webhook_url=webhook,
+            sms=sms,
+            webhook=webhook,
             language=language,
+            timezone=timezone,
+            working_hours=working_hours,
         )
-    )
+        spec.e164_sms()
+    except (ValidationError, ValueError) as error:
+        typer.echo(f"invalid manager: {error}", err=True)
+        raise typer.Exit(2) from None
+    (manager_id,) = _store_managers([spec])
     typer.echo(f"manager_id: {manager_id}")
+
+
+@managers_app.command("import")
+def managers_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+) -> None:
+    """Add every manager of a CSV file (header: market,name,role,level,email,sms,webhook,
+    language,timezone,working_hours); a file with a mistake imports nothing."""
+    from notify.directory import parse_csv
+
+    try:
+        specs = parse_csv(file.read_text(encoding="utf-8-sig"))
+    except ValueError as error:
+        typer.echo(f"{file}: {error}", err=True)
+        raise typer.Exit(2) from None
+    ids = _store_managers(specs)
+    typer.echo(f"imported {len(ids)} managers")
+
+
+def _store_managers(specs: list[Any]) -> list[UUID]:
+    from notify.directory import store_managers
+
+    sealer = TerrainSettings().sealer()
+
+    async def store(connection: asyncpg.Connection) -> list[UUID]:
+        async with connection.transaction():
+            return await store_managers(connection=connection, specs=specs, sealer=sealer)
+
+    return _run(store)
 
 
 @managers_app.command("list")
@@ -138,7 +183,15 @@ def managers_list(market: Annotated[str | None, typer.Option()] = None) -> None:
 
     for m in _run(lambda c: list_managers(connection=c, market=market)):
         state = "active" if m.active else "inactive"
-        typer.echo(f"{m.manager_id}  {m.market:<2}  L{m.level}  {state:<8}  {m.role:<16}  {m.name}")
+        channels = ",".join(
+            c
+            for c, on in (("email", m.email), ("sms", m.has_sms), ("webhook", m.webhook_url))
+            if on
+        )
+        typer.echo(
+            f"{m.manager_id}  {m.market:<2}  L{m.level}  {state:<8}  {m.role:<16}  "
+            f"{m.language}  {m.timezone:<16}  {channels:<17}  {m.name}"
+        )
 
 
 @managers_app.command("deactivate")
@@ -161,6 +214,35 @@ def demo(
 
     settings = TerrainSettings()
     asyncio.run(run_demo(settings.database_url.get_secret_value(), ingest_url, inbox_port))
+
+
+@app.command("simulate")
+def simulate_command(
+    visits: Annotated[
+        int, typer.Option(min=1, help="How many visits (15,000 on the real day).")
+    ] = 1000,
+    seed: Annotated[int, typer.Option(help="Same seed, same day.")] = 20250415,
+    rate: Annotated[float, typer.Option(help="Visits per second; 0 = as fast as possible.")] = 0.0,
+    concurrency: Annotated[int, typer.Option(min=1, help="Phones sending at once.")] = 32,
+    ingest_url: Annotated[str, typer.Option(envvar="TERRAIN_INGEST_URL")] = "http://127.0.0.1:8000",
+    campaign: Annotated[str, typer.Option()] = "mcmb-2025",
+) -> None:
+    """Send a realistic field day through ingest, then check every promise per market."""
+    from terrain_simulator.generator import DayOptions
+    from terrain_simulator.simulate import simulate
+
+    settings = TerrainSettings()
+    result = asyncio.run(
+        simulate(
+            database_url=settings.database_url.get_secret_value(),
+            ingest_url=ingest_url,
+            options=DayOptions(visits=visits, seed=seed, campaign_id=campaign),
+            concurrency=concurrency,
+            rate=rate,
+        )
+    )
+    if not result.verdict.ok:
+        raise typer.Exit(1)
 
 
 @contracts_app.command("export")

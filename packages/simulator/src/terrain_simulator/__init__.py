@@ -1,0 +1,1 @@
+"""The field-day simulator: generate a realistic campaign day, send it, check the promises."""

@@ -1,0 +1,117 @@
+"""`terrain simulate`: set up demo devices, send a field day, verify, print per-market table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from terrain_contracts.markets import Market
+from terrain_simulator.generator import DayOptions, PlannedVisit, field_day
+from terrain_simulator.runner import Sender
+from terrain_simulator.verify import Verdict, verify
+
+
+@dataclass
+class SimulationResult:
+    visits: list[PlannedVisit]
+    sender: Sender
+    verdict: Verdict
+
+
+async def ensure_devices(connection: asyncpg.Connection, label: str) -> dict[Market, str]:
+    """One fresh device token per market (tokens are shown once, so a run makes its own)."""
+    from ingest.repository import create_device
+
+    tokens: dict[Market, str] = {}
+    for market in Market:
+        _, token = await create_device(connection=connection, market=market, label=label)
+        tokens[market] = token
+    return tokens
+
+
+async def simulate(
+    *,
+    database_url: str,
+    ingest_url: str,
+    options: DayOptions,
+    concurrency: int = 32,
+    rate: float = 0.0,
+    console: Console | None = None,
+    settle_s: float = 120.0,
+) -> SimulationResult:
+    console = console or Console()
+    connection = await asyncpg.connect(database_url)
+    try:
+        tokens = await ensure_devices(connection, f"simulator seed {options.seed}")
+        visits = list(field_day(options, now=datetime.now(UTC)))
+        with Progress(
+            TextColumn("[bold]field day[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[speed]}"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
+            task = progress.add_task("send", total=len(visits), speed="")
+
+            def advance(n: int) -> None:
+                done = progress.tasks[0].completed + n
+                elapsed = max(sender.stats.seconds, 1e-6)
+                progress.update(task, advance=n, speed=f"{done / elapsed:,.0f} visits/s")
+
+            sender = Sender(
+                ingest_url=ingest_url,
+                tokens=tokens,
+                concurrency=concurrency,
+                rate=rate,
+                on_progress=advance,
+                seed=options.seed,
+            )
+            await sender.run(visits)
+        console.print(
+            f"sent {len(visits):,} visits in {sender.stats.seconds:.1f} s "
+            f"({len(visits) / max(sender.stats.seconds, 1e-6):,.0f}/s), "
+            f"{sender.stats.requests:,} requests, {sender.stats.retries:,} retries, "
+            f"HTTP {dict(sorted(sender.stats.http_status.items()))}"
+        )
+        console.print("checking the database and the alerts against what was sent...")
+        verdict = await verify(connection, visits, sender.outcomes, settle_s=settle_s)
+    finally:
+        await connection.close()
+    console.print(summary_table(verdict))
+    if verdict.ok:
+        console.print("[bold green]every promise kept[/]")
+    else:
+        for problem in verdict.problems[:30]:
+            console.print(f"[red]✗[/] {problem}")
+    return SimulationResult(visits, sender, verdict)
+
+
+def summary_table(verdict: Verdict) -> Table:
+    table = Table(title="Field day, per market")
+    columns = (
+        ("market", "left"), ("visits", "right"), ("accepted", "right"), ("rejected", "right"),
+        ("stored", "right"), ("missing", "right"), ("urgent", "right"),
+        ("alerts exp.", "right"), ("delivered", "right"), ("dup.", "right"), ("misrouted", "right"),
+    )  # fmt: skip
+    for name, justify in columns:
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+
+    fields = (
+        "visits", "accepted", "rejected", "stored", "missing", "urgent", "alerts_expected",
+        "alerts_delivered", "alerts_duplicated", "alerts_wrong_market",
+    )  # fmt: skip
+
+    def row(label: str, s: object) -> list[str]:
+        return [label] + [f"{getattr(s, n):,}" for n in fields]
+
+    for market, summary in sorted(verdict.markets.items()):
+        table.add_row(*row(market.value, summary))
+    table.add_row(*row("all", verdict.total()), style="bold")
+    return table
