@@ -16,6 +16,7 @@ from uuid import UUID
 import asyncpg
 import typer
 
+from terrain_cli.segments import segments_app
 from terrain_contracts.markets import Market
 from terrain_runtime.db import migrate
 from terrain_runtime.kafka import ensure_topics
@@ -32,6 +33,7 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(devices_app, name="devices")
 app.add_typer(managers_app, name="managers")
 app.add_typer(contracts_app, name="contracts")
+app.add_typer(segments_app, name="segments")
 
 T = TypeVar("T")
 
