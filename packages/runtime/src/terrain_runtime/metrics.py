@@ -6,7 +6,7 @@ never an id, a device or anything a client controls, so cardinality cannot explo
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 # Latency buckets for one request or one hop: 1 ms to 10 s.
 _FAST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -38,4 +38,35 @@ KAFKA_PUBLISH_FAILURES = Counter(
     "terrain_kafka_publish_failures_total",
     "Publishes that failed or timed out (ingest answers 503 for them).",
     ["service", "topic"],
+)
+
+# --- consumers (enrich, notify) -----------------------------------------------------------
+RECORDS_PROCESSED = Counter(
+    "terrain_records_processed_total",
+    "Kafka records a consumer finished, by outcome (stored, duplicate, failed, alerted,"
+    " no_alert): throughput and what became of it.",
+    ["service", "topic", "outcome"],
+)
+BATCH_DURATION = Histogram(
+    "terrain_batch_duration_seconds",
+    "Time to process one consumed batch, from poll to commit (store, publish, acks).",
+    ["service", "topic"],
+    buckets=_FAST_BUCKETS,
+)
+CONSUMER_LAG = Gauge(
+    "terrain_consumer_lag",
+    "Records in a partition not yet committed by the consumer group (end offset minus"
+    " committed offset): a stuck or slow consumer shows here first.",
+    ["service", "topic", "partition"],
+)
+DEAD_LETTERS = Counter(
+    "terrain_dead_letters_total",
+    "Records sent to the dead-letter topic and the failed-submissions store, by reason.",
+    ["service", "reason"],
+)
+END_TO_END_LATENCY = Histogram(
+    "terrain_submission_store_latency_seconds",
+    "From ingest's received_at to the row committed in PostgreSQL.",
+    ["service"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
