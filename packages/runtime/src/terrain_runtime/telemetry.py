@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 from opentelemetry import trace
+from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -44,6 +45,10 @@ def setup_tracing(settings: TerrainSettings, service_name: str) -> TracerProvide
     global _global_set
     if not _global_set:
         trace.set_tracer_provider(provider)
+        # Every query is a span (text only, never the parameters: they hold personal data).
+        AsyncPGInstrumentor(capture_parameters=False).instrument(  # type: ignore[no-untyped-call]
+            tracer_provider=provider
+        )
         _global_set = True
     return provider
 

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import make_asgi_app
 
 from ingest import __version__
@@ -30,9 +31,10 @@ SERVICE = "ingest"
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
     settings = settings or IngestSettings()
 
+    tracer_provider = setup_tracing(settings, SERVICE)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        tracer_provider = setup_tracing(settings, SERVICE)
         broker = make_broker(
             settings, client_id=f"terrain-{SERVICE}", tracer_provider=tracer_provider
         )
@@ -72,6 +74,9 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(router)
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=tracer_provider, excluded_urls="healthz,readyz,metrics"
+    )
     app.mount("/metrics", make_asgi_app())
     app.add_middleware(RequestMetrics)
 

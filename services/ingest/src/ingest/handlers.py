@@ -18,6 +18,8 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
 from ingest import __version__
 from ingest.body import read_json
@@ -38,6 +40,7 @@ from terrain_runtime.privacy import Pseudonymiser, Sealer
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+_tracer = trace.get_tracer("terrain.ingest")
 
 
 @dataclass
@@ -87,21 +90,50 @@ async def authenticate(request: Request, runtime: IngestRuntime) -> Device:
     return device
 
 
+def _submission_span(envelope: SubmissionReceivedV1, *, own_trace: bool) -> trace.Span:
+    """The span that carries one submission into Kafka (its context goes in the headers).
+
+    A batch of 500 visits must not become one trace of 500 submissions: each item starts
+    a trace of its own, linked to the batch request, so an SRE following submission X sees
+    X alone from ingest to the manager's alert.
+    """
+    attributes = {
+        "terrain.submission_id": str(envelope.submission_id),
+        "terrain.market": envelope.submission.agent.market.value,
+    }
+    if not own_trace:
+        return _tracer.start_span("accept submission", attributes=attributes)
+    request = trace.get_current_span().get_span_context()
+    return _tracer.start_span(
+        "accept submission",
+        context=otel_context.Context(),
+        links=[trace.Link(request)] if request.is_valid else [],
+        attributes=attributes,
+    )
+
+
 async def publish(runtime: IngestRuntime, envelopes: list[SubmissionReceivedV1]) -> None:
     """Publish and wait for every acknowledgement, or raise a 503 Problem."""
+    spans = [_submission_span(e, own_trace=len(envelopes) > 1) for e in envelopes]
 
     async def send_all() -> None:
-        pending = [
-            await runtime.broker.publish(
-                envelope.model_dump_json().encode(),
-                runtime.raw_topic,
-                key=str(envelope.submission_id).encode(),
-                headers={"content-type": "application/json"},
-                no_confirm=True,
-            )
-            for envelope in envelopes
-        ]
-        await asyncio.gather(*pending)
+        pending = []
+        for envelope, span in zip(envelopes, spans, strict=True):
+            with trace.use_span(span, end_on_exit=False):
+                pending.append(
+                    await runtime.broker.publish(
+                        envelope.model_dump_json().encode(),
+                        runtime.raw_topic,
+                        key=str(envelope.submission_id).encode(),
+                        headers={"content-type": "application/json"},
+                        no_confirm=True,
+                    )
+                )
+        try:
+            await asyncio.gather(*pending)
+        finally:
+            for span in spans:
+                span.end()
 
     started = time.perf_counter()
     try:
