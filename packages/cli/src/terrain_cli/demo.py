@@ -10,7 +10,9 @@ import asyncio
 import json
 import threading
 import time
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -24,6 +26,35 @@ from terrain_contracts.examples import load
 from terrain_contracts.markets import Market
 
 
+async def field_day(
+    database_url: str,
+    ingest_url: str,
+    visits: int,
+    report_dir: Path,
+    connection: asyncpg.Connection,
+    started: datetime,
+) -> None:
+    """Replay a 'My Customer, My Boss' day through the stack, check it, write the report."""
+    from terrain_simulator.generator import DayOptions
+    from terrain_simulator.report import build_report
+    from terrain_simulator.simulate import simulate
+
+    campaign = f"demo-{started:%Y%m%d-%H%M%S}"
+    typer.echo(f"\nA field day: {visits:,} visits in 17 markets (campaign {campaign})")
+    result = await simulate(
+        database_url=database_url,
+        ingest_url=ingest_url,
+        options=DayOptions(visits=visits, campaign_id=campaign),
+    )
+    html = await build_report(connection, campaign=campaign, since=started)
+    report_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - one small local write
+    path = report_dir / f"{campaign}.html"
+    path.write_text(html, "utf-8")
+    typer.echo(f"campaign report: {path.resolve()}")
+    if not result.verdict.ok:
+        raise typer.Exit(1)
+
+
 class AlertInbox:
     """A webhook receiver on loopback standing in for the manager's tool."""
 
@@ -34,7 +65,8 @@ class AlertInbox:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                alerts.append(json.loads(body))
+                if self.path.endswith("/SN") or self.path == "/alerts":
+                    alerts.append(json.loads(body))
                 self.send_response(204)
                 self.end_headers()
 
@@ -49,22 +81,32 @@ class AlertInbox:
         return f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
 
 
-async def run_demo(database_url: str, ingest_url: str, inbox_port: int) -> None:
-    inbox = AlertInbox(inbox_port)
-    connection = await asyncpg.connect(database_url)
-    try:
-        _, token = await create_device(connection=connection, market=Market.SN, label="demo phone")
+async def ensure_demo_managers(connection: asyncpg.Connection, inbox: AlertInbox) -> None:
+    """One demo country manager per market, whose 'tool' is the demo's webhook inbox."""
+    for market in Market:
+        url = f"{inbox.url}/{market.value}"
         known = await connection.fetchval(
-            "SELECT manager_id FROM terrain.managers WHERE webhook_url = $1 AND active", inbox.url
+            "SELECT manager_id FROM terrain.managers WHERE webhook_url = $1 AND active", url
         )
         if known is None:
             await add_manager(
                 connection=connection,
-                market="SN",
-                name="Demo country manager (SN)",
+                market=market.value,
+                name=f"Demo country manager ({market.value})",
                 role="country_manager",
-                webhook_url=inbox.url,
+                webhook_url=url,
             )
+
+
+async def run_demo(
+    database_url: str, ingest_url: str, inbox_port: int, visits: int, report_dir: Path
+) -> None:
+    inbox = AlertInbox(inbox_port)
+    connection = await asyncpg.connect(database_url)
+    started = datetime.now(UTC)
+    try:
+        _, token = await create_device(connection=connection, market=Market.SN, label="demo phone")
+        await ensure_demo_managers(connection, inbox)
         submission = load("field_submission.brief") | {"submission_id": str(uuid4())}
         typer.echo("field app  -> POST /v1/submissions (the BRIEF's example, a fresh id)")
         async with httpx.AsyncClient(timeout=15) as http:
@@ -103,6 +145,8 @@ async def run_demo(database_url: str, ingest_url: str, inbox_port: int) -> None:
         typer.echo(f"manager    <- webhook {time.monotonic() - accepted:.2f} s after the 202:")
         shown = json.dumps(inbox.alerts[0], ensure_ascii=False, indent=2)
         typer.echo("    " + shown.replace("\n", "\n    "))
+        if visits:
+            await field_day(database_url, ingest_url, visits, report_dir, connection, started)
     finally:
         await connection.close()
         inbox.server.shutdown()

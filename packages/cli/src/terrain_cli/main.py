@@ -210,12 +210,22 @@ def managers_deactivate(manager_id: UUID) -> None:
 def demo(
     ingest_url: Annotated[str, typer.Option(envvar="TERRAIN_INGEST_URL")] = "http://127.0.0.1:8000",
     inbox_port: Annotated[int, typer.Option(help="Port of the demo's webhook inbox.")] = 8099,
+    visits: Annotated[
+        int, typer.Option(help="Visits of the field day after the first one.")
+    ] = 15_000,
+    report_dir: Annotated[Path, typer.Option(help="Where the campaign report goes.")] = Path(
+        "reports"
+    ),
 ) -> None:
-    """Send one visit through the running stack and show the row and the alert."""
+    """One visit shown hop by hop, then a whole field day, checked, and its report."""
     from terrain_cli.demo import run_demo
 
     settings = TerrainSettings()
-    asyncio.run(run_demo(settings.database_url.get_secret_value(), ingest_url, inbox_port))
+    asyncio.run(
+        run_demo(
+            settings.database_url.get_secret_value(), ingest_url, inbox_port, visits, report_dir
+        )
+    )
 
 
 @app.command("simulate")

@@ -1,0 +1,54 @@
+"""A small field day through the three services as processes, checked by the simulator's
+own verification (stored once, rejected with the right field, alerted once to the right
+market), then the campaign report rendered from what was stored."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import asyncpg
+
+from notify.repository import add_manager
+from terrain_contracts.markets import Market
+from terrain_simulator.generator import DayOptions
+from terrain_simulator.report import build_report
+from terrain_simulator.simulate import simulate
+from tests.e2e.conftest import Stack
+from tests.helpers import WebhookSink
+
+
+async def test_a_small_field_day_keeps_every_promise(stack: Stack, database_url: str) -> None:
+    started = datetime.now(UTC)
+    campaign = f"e2e-{started:%H%M%S%f}"
+    with WebhookSink() as sink:
+        connection = await asyncpg.connect(database_url)
+        try:
+            for market in Market:
+                await add_manager(
+                    connection=connection,
+                    market=market.value,
+                    name=f"CM {market.value}",
+                    role="country_manager",
+                    webhook_url=sink.url(f"/{market.value}"),
+                )
+            result = await simulate(
+                database_url=database_url,
+                ingest_url=stack.ingest_url,
+                options=DayOptions(visits=250, seed=11, campaign_id=campaign, invalid_share=0.05),
+                concurrency=8,
+                settle_s=60,
+            )
+            report = await build_report(connection, campaign=campaign, since=started)
+        finally:
+            await connection.close()
+    verdict = result.verdict
+    assert verdict.ok, verdict.problems[:10]
+    total = verdict.total()
+    assert total.accepted + total.rejected == 250
+    assert total.rejected >= 1
+    assert total.urgent >= 1
+    assert total.alerts_delivered == total.alerts_expected
+    for path, _, _ in sink.received:
+        assert path.startswith("/")
+    assert "<svg" in report
+    assert "Satisfaction by market" in report
