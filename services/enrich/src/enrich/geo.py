@@ -8,12 +8,13 @@ Reference data, all shipped inside packages (no network at run time):
   Middle East, about 31,000 places instead of 155,000) and to stay within the service's
   memory budget; nearest-place search is a k-d tree on unit-sphere vectors, so distances
   are right at every latitude.
-- timezones: ``timezonefinder`` (polygons of timezone-boundary-builder).
+- timezones: ``timezonefinder`` (polygons of timezone-boundary-builder), and the IANA
+  ``zone.tab`` of ``tzdata`` that gives each zone's country.
 - hotspot cells: ``h3`` at resolution 8 (cells of about 0.7 km²).
 
-The country of a fix is the country of the nearest populated place. In the markets'
-towns, border towns included, that is the town's own country; a fix in open country
-near a border can land on the other side, which ``outside_market`` then shows.
+The country of a fix is the country of its timezone polygon, and these polygons follow
+national borders (OpenStreetMap's); only where a zone spans several countries, or at sea,
+is it the country of the nearest populated place.
 
 Loading takes about a second: the ``Gazetteer`` is built once in the service's lifespan
 and passed to the pure functions of this module.
@@ -27,6 +28,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import h3  # type: ignore[import-untyped]
@@ -39,8 +41,12 @@ from terrain_contracts.messages import GeoPlace
 from terrain_contracts.submission import Location
 
 H3_RESOLUTION = 8
+NEIGHBOURS = 8
 # Beyond this the nearest populated place does not describe where the visit was.
 CITY_MAX_KM = 50.0
+# A city's districts are listed as places of their own; within this distance of the
+# nearest place, the largest one names the town.
+AGGLOMERATION_KM = 5.0
 # Beyond this a GPS fix cannot place a visit in the right neighbourhood (GPS in town is
 # 5-20 m; cell-tower fallbacks report 500 m to several km).
 LOW_ACCURACY_M = 500.0
@@ -83,9 +89,11 @@ class Gazetteer:
             if known is None or places[known].population < place.population:
                 self._by_name[key] = index
         self._timezones = TimezoneFinder(in_memory=False)
+        self._zone_countries = zone_countries()
 
-    def nearest(self, lats: list[float], lons: list[float]) -> list[tuple[int, float]]:
-        """Index of the nearest place and its great-circle distance in km, per point."""
+    def nearest(self, lats: list[float], lons: list[float]) -> list[list[tuple[int, float]]]:
+        """The ``NEIGHBOURS`` nearest places (index, great-circle km), nearest first, per
+        point: the nearest one may be across a border from the point."""
         if not lats:
             return []
         lat = np.radians(lats)
@@ -93,9 +101,12 @@ class Gazetteer:
         vectors = np.column_stack(
             (np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat))
         )
-        chords, indices = self._tree.query(vectors, k=1)
+        chords, indices = self._tree.query(vectors, k=NEIGHBOURS)
         angles = 2 * np.arcsin(np.clip(np.asarray(chords) / 2, 0.0, 1.0))
-        return [(int(i), float(a) * EARTH_RADIUS_KM) for i, a in zip(indices, angles, strict=True)]
+        return [
+            [(int(i), float(a) * EARTH_RADIUS_KM) for i, a in zip(row_i, row_a, strict=True)]
+            for row_i, row_a in zip(indices, angles, strict=True)
+        ]
 
     def named(self, country_code: str, name: str) -> PopulatedPlace | None:
         index = self._by_name.get((country_code, normalise_name(name)))
@@ -103,6 +114,9 @@ class Gazetteer:
 
     def timezone(self, lat: float, lon: float) -> str | None:
         return self._timezones.timezone_at(lng=lon, lat=lat)
+
+    def country_of_timezone(self, zone: str | None) -> str | None:
+        return self._zone_countries.get(zone) if zone else None
 
 
 def load_gazetteer() -> Gazetteer:
@@ -137,6 +151,22 @@ def load_gazetteer() -> Gazetteer:
             )
     del raw
     return Gazetteer(places)
+
+
+def zone_countries() -> dict[str, str]:
+    """Timezone -> its one country, from the IANA ``zone.tab`` shipped by ``tzdata``.
+
+    timezone-boundary-builder draws its zones along national borders (Africa/Dakar is
+    Senegal, Africa/Nouakchott Mauritania), so the zone of a fix tells its country more
+    precisely at a border than the nearest town does.
+    """
+    text = (resources.files("tzdata") / "zoneinfo" / "zone.tab").read_text("utf-8")
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            country, _, zone, *_ = line.split("\t")
+            found[zone] = country
+    return found
 
 
 def normalise_name(text: str) -> str:
@@ -201,28 +231,52 @@ def place_from_gps(
     lat: float,
     lon: float,
     accuracy_m: float | None,
-    nearest: tuple[int, float],
+    nearest: list[tuple[int, float]],
 ) -> GeoPlace:
-    index, distance_km = nearest
-    place = gazetteer.places[index]
+    """Country from the timezone polygon (border-exact), else from the nearest place; city
+    and region from the nearest place of that country within ``CITY_MAX_KM``."""
     flags: list[str] = []
     in_region = REGION_LAT[0] <= lat <= REGION_LAT[1] and REGION_LON[0] <= lon <= REGION_LON[1]
-    country = place.country_code if in_region else None
+    zone = gazetteer.timezone(lat, lon)
+    country: str | None = None
+    place: PopulatedPlace | None = None
+    distance_km = 0.0
+    if in_region:
+        country = (
+            gazetteer.country_of_timezone(zone) or gazetteer.places[nearest[0][0]].country_code
+        )
+        place, distance_km = _city_of(gazetteer, country, nearest)
     if country != market.value:
         flags.append("outside_market")
     if accuracy_m is not None and accuracy_m > LOW_ACCURACY_M:
         flags.append("low_accuracy")
-    near = in_region and distance_km <= CITY_MAX_KM
     return GeoPlace(
         country_code=country,
-        region=place.region if near else None,
-        city=place.name if near else None,
-        city_distance_km=round(distance_km, 2) if near else None,
-        timezone=gazetteer.timezone(lat, lon),
+        region=place.region if place else None,
+        city=place.name if place else None,
+        city_distance_km=round(distance_km, 2) if place else None,
+        timezone=zone,
         h3_cell=h3.latlng_to_cell(lat, lon, H3_RESOLUTION),
         flags=flags,
         source="gps",
     )
+
+
+def _city_of(
+    gazetteer: Gazetteer, country: str, nearest: list[tuple[int, float]]
+) -> tuple[PopulatedPlace | None, float]:
+    """The town of a fix: among the places of its country near it, the most populous one
+    within ``AGGLOMERATION_KM`` of the nearest, so that a fix in a city is the city and not
+    one of its districts that GeoNames also lists (Al Abdali is in Amman)."""
+    candidates = [
+        (gazetteer.places[index], distance)
+        for index, distance in nearest
+        if distance <= CITY_MAX_KM and gazetteer.places[index].country_code == country
+    ]
+    if not candidates:
+        return None, 0.0
+    reach = candidates[0][1] + AGGLOMERATION_KM
+    return max((c for c in candidates if c[1] <= reach), key=lambda c: (c[0].population, -c[1]))
 
 
 def place_without_gps(gazetteer: Gazetteer, market: Market, typed: str | None) -> GeoPlace:

@@ -230,7 +230,7 @@ _LEXICON: tuple[_Pattern, ...] = (
     ),
     _p(
         "network_outage",
-        r"\b(?:network|internet|signal|service|connection)\b[^.!?]{0,30}\b(?:is down|went down|was down|been down|outage|cut off|dead|not working|keeps dropping|disappears)",
+        r"\b(?:network|internet|signal|service|connection)\b[^.!?]{0,30}\b(?:is down|went down|was down|been down|cut off|dead|not working|keeps dropping|disappears)",
         negatable=False,
     ),
     _p("network_outage", r"\b(?:outage|blackout)s?\b"),
@@ -295,7 +295,7 @@ _LEXICON: tuple[_Pattern, ...] = (
     _p(
         "churn_threat",
         r"\b(?:je (?:quitte|resilie|change d'operateur|pars chez|passe chez)|changer d'operateur|chez la concurrence|chez (?:mtn|moov|free|wave|expresso|airtel|vodacom|tigo|ooredoo|maroc telecom|inwi|zain|umniah|vodafone|etisalat|we|telma|airtel|africell|lonestar|mascom|btc|telecel|nexttel|camtel|celtiis))",
-        negatable=False,
+        negatable=True,
     ),
     _p(
         "churn_threat",
