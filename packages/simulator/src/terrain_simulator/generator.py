@@ -85,6 +85,8 @@ class DayOptions:
     low_accuracy_share: float = 0.04
     across_border_share: float = 0.01
     consent_share: float = 0.6
+    # How many times a resent visit goes out: mostly twice, sometimes three times.
+    resend_copies: tuple[int, ...] = (2, 2, 3)
 
 
 def _msisdn(rng: random.Random, market: Market) -> str:
@@ -224,7 +226,7 @@ def field_day(options: DayOptions, *, now: datetime) -> Iterator[PlannedVisit]:
             urgent = False  # a rejected visit cannot alert anyone
         sends = 1
         if rng.random() < options.resend_share:
-            sends = rng.choice((2, 2, 3))
+            sends = rng.choice(options.resend_copies)
         yield PlannedVisit(
             index=index,
             submission_id=document["submission_id"],

@@ -1,0 +1,144 @@
+"""Fault scenarios with real processes: the simulator sends at a steady rate while one
+fault is injected, then its verification checks the invariants — every visit answered 2xx
+stored exactly once, every invalid one rejected, every urgent one alerted exactly once to
+its market's managers — and no phone number appears in any service's output."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from notify.repository import add_manager
+from terrain_contracts.markets import Market
+from terrain_contracts.topics import SUBMISSIONS_ENRICHED, SUBMISSIONS_RAW
+from terrain_simulator.generator import DayOptions
+from terrain_simulator.simulate import SimulationResult, simulate
+from tests.e2e.conftest import Stack
+from tests.helpers import WebhookSink, produce
+
+Fault = Callable[[Stack], Awaitable[None]]
+
+
+async def run_day(
+    stack: Stack,
+    database_url: str,
+    fault: Fault,
+    *,
+    options: DayOptions,
+    rate: float,
+    fault_after_s: float = 1.5,
+) -> SimulationResult:
+    with WebhookSink() as sink:
+        connection = await asyncpg.connect(database_url)
+        try:
+            for market in Market:
+                await add_manager(
+                    connection=connection,
+                    market=market.value,
+                    name=f"CM {market.value}",
+                    role="country_manager",
+                    webhook_url=sink.url(f"/{market.value}"),
+                )
+        finally:
+            await connection.close()
+        day = asyncio.create_task(
+            simulate(database_url=database_url, ingest_url=stack.ingest_url, options=options,
+                     rate=rate, concurrency=8, settle_s=90)
+        )  # fmt: skip
+        await asyncio.sleep(fault_after_s)
+        await fault(stack)
+        result = await day
+    assert result.verdict.ok, result.verdict.problems[:10]
+    assert_no_phone_numbers_in_logs(stack, result)
+    return result
+
+
+def assert_no_phone_numbers_in_logs(stack: Stack, result: SimulationResult) -> None:
+    output = re.sub(r"\D", "", stack.output())  # digits only: catches any formatting
+    for visit in result.visits:
+        number = visit.document["customer"].get("msisdn")
+        if number and len(digits := re.sub(r"\D", "", number)) >= 8:
+            assert digits[-8:] not in output, (
+                f"a phone number of {visit.submission_id} is in the logs"
+            )
+
+
+def kill_and_restart(service: str, times: int, every_s: float) -> Fault:
+    async def fault(stack: Stack) -> None:
+        for _ in range(times):
+            stack.processes[service].send_signal(signal.SIGKILL)
+            await asyncio.to_thread(stack.processes[service].wait)
+            stack.processes.pop(service)
+            await asyncio.sleep(0.5)
+            stack.start(service)
+            await asyncio.sleep(every_s)
+
+    return fault
+
+
+async def test_enrich_killed_three_times_mid_batch(stack: Stack, database_url: str) -> None:
+    options = DayOptions(visits=900, seed=31, campaign_id="fault-enrich")
+    await run_day(
+        stack, database_url, kill_and_restart("enrich", 3, 2.0), options=options, rate=150
+    )
+
+
+async def test_notify_killed_while_alerting(stack: Stack, database_url: str) -> None:
+    options = DayOptions(visits=600, seed=32, campaign_id="fault-notify")
+    await run_day(
+        stack, database_url, kill_and_restart("notify", 2, 1.5), options=options, rate=150
+    )
+
+
+async def test_resend_storm(stack: Stack, database_url: str) -> None:
+    options = DayOptions(
+        visits=400, seed=33, campaign_id="storm", resend_share=1.0, resend_copies=(3,)
+    )
+
+    async def nothing(_: Stack) -> None:
+        return None
+
+    result = await run_day(stack, database_url, nothing, options=options, rate=0)
+    assert result.sender.stats.requests >= 400 * 3 * 0.6  # singles alone send 3 requests each
+
+
+async def test_poison_records_go_to_the_dead_letters_and_the_stream_goes_on(
+    stack: Stack,
+    database_url: str,
+    namespace: str,
+) -> None:
+    poison = [
+        (b"garbage", b"\x00\xff\xfe not json at all"),
+        (b"v9", b'{"schema_version": 9, "submission_id": "x"}'),
+        (b"big", b'{"schema_version": 1, "pad": "' + b"x" * 900_000 + b'"}'),
+    ]
+
+    async def inject(_: Stack) -> None:
+        await produce(SUBMISSIONS_RAW.name(namespace), poison)
+        await produce(SUBMISSIONS_ENRICHED.name(namespace), poison[:2])
+
+    started = datetime.now(UTC)
+    options = DayOptions(visits=500, seed=34, campaign_id="poison")
+    await run_day(stack, database_url, inject, options=options, rate=150)
+    connection = await asyncpg.connect(database_url)
+    try:
+        reasons = await connection.fetch(
+            """SELECT service, reason, count(*) FROM terrain.failed_submissions
+               WHERE failed_at >= $1 GROUP BY 1, 2""",
+            started,
+        )
+    finally:
+        await connection.close()
+    by_reason = {(r["service"], r["reason"]): r["count"] for r in reasons}
+    assert by_reason.get(("enrich", "undecodable")) == 1
+    assert by_reason.get(("enrich", "unknown_schema_version")) == 1
+    assert sum(n for (service, _), n in by_reason.items() if service == "enrich") == 3
+
+
+pytestmark = pytest.mark.timeout(240)
