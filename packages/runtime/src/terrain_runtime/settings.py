@@ -124,4 +124,5 @@ _DEFAULT_SECRETS: set[str] = {
     "terrain",
     "",
     "dev-webhook-secret-change-me",
+    "dev-ack-link-secret-change-me",
 }

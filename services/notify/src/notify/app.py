@@ -1,23 +1,37 @@
-"""Wiring of notify: a batch consumer on the enriched topic and the outbox sender."""
+"""Wiring of notify: a batch consumer on the enriched topic, the outbox sender, the digest
+and escalation loops, and the acknowledgement page, all in one process."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import uvicorn
 from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 
-from notify.channels import WebhookChannel
+from notify.channels import (
+    Channel,
+    EmailChannel,
+    SmsGatewayChannel,
+    SmtpConfig,
+    WebhookChannel,
+)
+from notify.escalation import Escalator
 from notify.handlers import SERVICE, NotifyRuntime, process_batch
-from notify.sender import Sender
+from notify.repository import form_digests
+from notify.rules import load_ruleset
+from notify.sender import Sender, every
 from notify.settings import NotifySettings
+from notify.web import create_web_app
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED
 from terrain_runtime.db import create_pool
 from terrain_runtime.dlq import SourceRecord
@@ -29,11 +43,77 @@ async def keep_bytes(message: StreamMessage[Any]) -> Any:
     return message.body
 
 
-def create_app(settings: NotifySettings | None = None) -> FastStream:
+class _EmbeddedServer(uvicorn.Server):
+    """Uvicorn inside FastStream's process: FastStream owns SIGINT/SIGTERM, so uvicorn must
+    not capture (and later re-raise) them; shutdown goes through ``should_exit``."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve_page(web: uvicorn.Server, port: int, log: logging.Logger) -> None:
+    try:
+        await web.serve()
+    except SystemExit:
+        # Uvicorn exits when it cannot bind. Alerts must still flow: the page being down is
+        # logged loudly (and visible on /healthz from outside), not a reason to stop alerting.
+        log.error("acknowledgement page could not start on port %d", port)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_channels(settings: NotifySettings, client: httpx.AsyncClient) -> list[Channel]:
+    channels: list[Channel] = [
+        WebhookChannel(client, settings.webhook_signing_secret.get_secret_value().encode())
+    ]
+    if settings.smtp_host:
+        channels.append(
+            EmailChannel(
+                SmtpConfig(
+                    host=settings.smtp_host,
+                    port=settings.smtp_port,
+                    sender=settings.smtp_sender,
+                    username=settings.smtp_username,
+                    password=(
+                        settings.smtp_password.get_secret_value()
+                        if settings.smtp_password
+                        else None
+                    ),
+                    starttls=settings.smtp_starttls,
+                    timeout_s=settings.webhook_timeout_s,
+                )
+            )
+        )
+    if settings.sms_gateway_url:
+        channels.append(
+            SmsGatewayChannel(
+                client,
+                settings.sms_gateway_url,
+                settings.sms_gateway_username,
+                (
+                    settings.sms_gateway_password.get_secret_value()
+                    if settings.sms_gateway_password
+                    else None
+                ),
+            )
+        )
+    return channels
+
+
+def create_app(
+    settings: NotifySettings | None = None, *, now: Callable[[], datetime] = _utcnow
+) -> FastStream:
+    """``now`` is the clock of escalation, links and acknowledgements (tests move it)."""
     settings = settings or NotifySettings()
+    # Validated before anything connects: a broken rule file stops the start, loudly.
+    ruleset = load_ruleset(settings.rules_file)
     tracer_provider = setup_tracing(settings, SERVICE)
     broker = make_broker(settings, client_id=f"terrain-{SERVICE}", tracer_provider=tracer_provider)
     state: dict[str, NotifyRuntime] = {}
+    log = logging.getLogger(f"terrain.{SERVICE}")
 
     @broker.subscriber(
         settings.topic(SUBMISSIONS_ENRICHED),
@@ -59,25 +139,63 @@ def create_app(settings: NotifySettings | None = None) -> FastStream:
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
         )
-        runtime = NotifyRuntime(settings=settings, pool=pool)
+        runtime = NotifyRuntime(settings=settings, pool=pool, ruleset=ruleset)
         state["runtime"] = runtime
+        sealer = settings.sealer()
         client = httpx.AsyncClient(timeout=settings.webhook_timeout_s)
         sender = Sender(
             settings=settings,
             pool=pool,
-            webhook=WebhookChannel(
-                client, settings.webhook_signing_secret.get_secret_value().encode()
-            ),
+            channels=build_channels(settings, client),
+            sealer=sealer,
             wake=runtime.wake_sender,
+            now=now,
         )
-        sender_task = asyncio.create_task(sender.run(), name="outbox-sender")
+        escalator = Escalator(
+            settings=settings, pool=pool, now=now, wake_sender=runtime.wake_sender
+        )
+        stopping = asyncio.Event()
+
+        async def form_and_send_digests() -> None:
+            if await form_digests(connection=pool):
+                runtime.wake_sender.set()
+
+        web = _EmbeddedServer(
+            uvicorn.Config(
+                create_web_app(
+                    pool=pool,
+                    sealer=sealer,
+                    link_secret=settings.ack_link_secret.get_secret_value().encode(),
+                    now=now,
+                ),
+                host=settings.http_host,
+                port=settings.http_port,
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+            )
+        )
+        tasks = [
+            asyncio.create_task(sender.run(), name="outbox-sender"),
+            asyncio.create_task(
+                every(settings.digest_interval_s, form_and_send_digests, stopping), name="digests"
+            ),
+            asyncio.create_task(
+                every(settings.escalation_poll_s, escalator.escalate_overdue, stopping),
+                name="escalation",
+            ),
+            asyncio.create_task(_serve_page(web, settings.http_port, log), name="ack-page"),
+        ]
+        log.info("rule set %s loaded; ack page on port %d", ruleset.version, settings.http_port)
         try:
             yield
         finally:
+            stopping.set()
+            web.should_exit = True
             await sender.stop()
-            await sender_task
+            await asyncio.gather(*tasks, return_exceptions=True)
             await client.aclose()
             await pool.close()
             tracer_provider.shutdown()
 
-    return FastStream(broker, lifespan=lifespan, logger=logging.getLogger(f"terrain.{SERVICE}"))
+    return FastStream(broker, lifespan=lifespan, logger=log)

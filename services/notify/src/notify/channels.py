@@ -1,20 +1,55 @@
-"""Delivery channels. Each returns normally on success and raises DeliveryFailed otherwise."""
+"""Delivery channels. Each returns a detail on success and raises DeliveryFailed otherwise.
+
+Every channel carries the alert id as its idempotency key (header, Message-ID, SMS
+reference) so that a receiver can drop the rare duplicate a crash between "sent" and
+"recorded" could cause.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any, Protocol
 
+import aiosmtplib
 import httpx
 
 from notify.logic import sign
+from notify.messages import render, render_sms
 
 
 class DeliveryFailed(Exception):
     def __init__(self, detail: str, *, permanent: bool = False) -> None:
         super().__init__(detail)
         self.permanent = permanent
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """Where one manager receives alerts; ``sms`` is the opened number, kept in memory only."""
+
+    email: str | None
+    webhook_url: str | None
+    sms: str | None
+    language: str
+
+
+class Channel(Protocol):
+    name: str
+
+    def reaches(self, recipient: Recipient) -> bool: ...
+
+    async def deliver(self, recipient: Recipient, alert: dict[str, Any]) -> str: ...
+
+
+def _http_outcome(response: httpx.Response) -> str:
+    if response.status_code >= 500 or response.status_code in (408, 429):
+        raise DeliveryFailed(f"HTTP {response.status_code}")
+    if response.status_code >= 400:
+        raise DeliveryFailed(f"HTTP {response.status_code}", permanent=True)
+    return f"HTTP {response.status_code}"
 
 
 class WebhookChannel:
@@ -24,7 +59,11 @@ class WebhookChannel:
         self._client = client
         self._secret = secret
 
-    async def deliver(self, url: str, alert: dict[str, Any]) -> str:
+    def reaches(self, recipient: Recipient) -> bool:
+        return bool(recipient.webhook_url)
+
+    async def deliver(self, recipient: Recipient, alert: dict[str, Any]) -> str:
+        assert recipient.webhook_url
         body = json.dumps(alert, ensure_ascii=False, separators=(",", ":")).encode()
         timestamp = str(int(time.time()))
         headers = {
@@ -35,11 +74,88 @@ class WebhookChannel:
             "x-terrain-signature": sign(timestamp.encode() + b"." + body, self._secret),
         }
         try:
-            response = await self._client.post(url, content=body, headers=headers)
+            response = await self._client.post(recipient.webhook_url, content=body, headers=headers)
         except httpx.HTTPError as error:
             raise DeliveryFailed(f"{type(error).__name__}: {error}"[:300]) from None
-        if response.status_code >= 500 or response.status_code in (408, 429):
-            raise DeliveryFailed(f"HTTP {response.status_code}")
-        if response.status_code >= 400:
-            raise DeliveryFailed(f"HTTP {response.status_code}", permanent=True)
-        return f"HTTP {response.status_code}"
+        return _http_outcome(response)
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    host: str
+    port: int
+    sender: str
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    timeout_s: float = 10.0
+
+
+class EmailChannel:
+    name = "email"
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self._config = config
+
+    def reaches(self, recipient: Recipient) -> bool:
+        return bool(recipient.email)
+
+    async def deliver(self, recipient: Recipient, alert: dict[str, Any]) -> str:
+        assert recipient.email
+        rendered = render(alert, recipient.language)
+        message = EmailMessage()
+        message["From"] = self._config.sender
+        message["To"] = recipient.email
+        message["Subject"] = rendered.subject
+        message["Message-ID"] = f"<{alert['alert_id']}@terrain.alerts>"
+        message.set_content(rendered.text)
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=self._config.host,
+                port=self._config.port,
+                username=self._config.username,
+                password=self._config.password,
+                start_tls=self._config.starttls,
+                timeout=self._config.timeout_s,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as error:
+            raise DeliveryFailed(f"recipient refused: {error}"[:300], permanent=True) from None
+        except (aiosmtplib.SMTPException, OSError) as error:
+            raise DeliveryFailed(f"{type(error).__name__}: {error}"[:300]) from None
+        return "250 accepted"
+
+
+class SmsGatewayChannel:
+    """An HTTP SMS gateway: POST {to, text, reference} with basic authentication."""
+
+    name = "sms"
+
+    def __init__(
+        self, client: httpx.AsyncClient, url: str, username: str | None, password: str | None
+    ) -> None:
+        self._client = client
+        self._url = url
+        self._auth: tuple[str | bytes, str | bytes] | None = (
+            (username, password or "") if username else None
+        )
+
+    def reaches(self, recipient: Recipient) -> bool:
+        return bool(recipient.sms)
+
+    async def deliver(self, recipient: Recipient, alert: dict[str, Any]) -> str:
+        assert recipient.sms
+        body = {
+            "to": recipient.sms,
+            "text": render_sms(alert, recipient.language),
+            "reference": str(alert["alert_id"]),
+        }
+        try:
+            if self._auth is None:
+                response = await self._client.post(self._url, json=body)
+            else:
+                response = await self._client.post(self._url, json=body, auth=self._auth)
+        except httpx.HTTPError as error:
+            # The message names the error type only: the URL is fine, the number is not.
+            raise DeliveryFailed(f"{type(error).__name__}") from None
+        return _http_outcome(response)

@@ -15,6 +15,7 @@ import asyncpg
 
 from notify.logic import decide
 from notify.repository import AlertToRecord, record_alerts
+from notify.rules import RuleSet
 from notify.settings import NotifySettings
 from terrain_contracts.messages import SubmissionStoredV1, decode_stored_submission
 from terrain_runtime.dlq import SourceRecord
@@ -28,6 +29,7 @@ SERVICE = "notify"
 class NotifyRuntime:
     settings: NotifySettings
     pool: asyncpg.Pool
+    ruleset: RuleSet
     wake_sender: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -35,6 +37,8 @@ def alert_payload(
     stored: SubmissionStoredV1, rule_id: str, severity: str, signals: list[str]
 ) -> dict[str, object]:
     submission = stored.submission
+    location = submission.location
+    # Never the customer's number: the page opens it from customer_contacts, for consent only.
     return {
         "submission_id": str(stored.submission_id),
         "market": stored.market.value,
@@ -47,6 +51,10 @@ def alert_payload(
         "satisfaction": submission.feedback.satisfaction,
         "topics": [t.value for t in submission.feedback.topics],
         "verbatim": submission.feedback.verbatim,
+        "lat": location.lat if location else None,
+        "lon": location.lon if location else None,
+        "place": location.place if location else None,
+        "consent": submission.customer.consent,
         "collected_at": submission.collected_at.isoformat(),
         "received_at": stored.received_at.isoformat(),
     }
@@ -68,7 +76,7 @@ async def process_batch(runtime: NotifyRuntime, records: list[SourceRecord]) -> 
                 type(error).__name__,
             )
             continue
-        decision = decide(stored)
+        decision = decide(stored, runtime.ruleset)
         if decision is None:
             continue
         alerts.append(
@@ -82,6 +90,7 @@ async def process_batch(runtime: NotifyRuntime, records: list[SourceRecord]) -> 
                 payload=alert_payload(
                     stored, decision.rule_id, decision.severity, list(decision.signals)
                 ),
+                ruleset_version=decision.ruleset_version,
             )
         )
     if not alerts:

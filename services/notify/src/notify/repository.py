@@ -1,8 +1,11 @@
-"""SQL of notify: managers, the alert outbox and its delivery attempts."""
+"""SQL of notify: managers, the alert outbox, deliveries, digests, acknowledgement and
+escalation. Every statement takes parameters only."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,20 +15,25 @@ import asyncpg
 
 from terrain_runtime.db import Connection
 
+Executor = asyncpg.Connection | asyncpg.Pool
+
 _RECORD_ALERTS = """
 INSERT INTO terrain.alerts
-    (submission_id, manager_id, rule_id, severity, signals, market, received_at, payload)
+    (submission_id, manager_id, rule_id, severity, signals, market, received_at, payload,
+     ruleset_version)
 SELECT d.submission_id, m.manager_id, d.rule_id, d.severity, d.signals, d.market,
-       d.received_at, d.payload
+       d.received_at, d.payload, d.ruleset_version
 FROM jsonb_to_recordset($1::jsonb) AS d(
     submission_id uuid, rule_id text, severity text, signals text[], market text,
-    received_at timestamptz, payload jsonb)
+    received_at timestamptz, payload jsonb, ruleset_version text)
 JOIN terrain.managers m ON m.market = d.market AND m.level = 1 AND m.active
 ON CONFLICT (submission_id, manager_id, rule_id) DO NOTHING
 """
 
 # Claiming pushes next_attempt_at forward by a lease: if this sender dies mid-delivery the
-# alert becomes due again after the lease instead of being stuck.
+# alert becomes due again after the lease instead of being stuck. Each market gets at most
+# its room ($4 for a market with nothing in flight, $3 for the others), so one market's
+# backlog never takes another market's turn.
 _CLAIM = """
 UPDATE terrain.alerts a
 SET attempts = a.attempts + 1, next_attempt_at = now() + make_interval(secs => $2)
@@ -33,12 +41,21 @@ FROM terrain.managers m
 WHERE m.manager_id = a.manager_id
   AND a.alert_id IN (
       SELECT alert_id FROM terrain.alerts
-      WHERE status = 'pending' AND next_attempt_at <= now()
-      ORDER BY next_attempt_at
-      LIMIT $1
+      WHERE alert_id IN (
+          SELECT c.alert_id FROM (
+              SELECT alert_id, market, next_attempt_at,
+                     row_number() OVER (PARTITION BY market ORDER BY next_attempt_at) AS n
+              FROM terrain.alerts
+              WHERE status = 'pending' AND next_attempt_at <= now()) c
+          LEFT JOIN jsonb_each_text($3::jsonb) AS room(market, slots)
+              ON room.market = c.market::text
+          WHERE c.n <= coalesce(room.slots::int, $4)
+          ORDER BY c.next_attempt_at
+          LIMIT $1)
       FOR UPDATE SKIP LOCKED)
-RETURNING a.alert_id, a.submission_id, a.attempts, a.payload, a.received_at,
-          m.manager_id, m.webhook_url, m.email
+RETURNING a.alert_id, a.submission_id, a.rule_id, a.severity, a.market, a.attempts,
+          a.payload, a.received_at, a.channels_done, a.throttle_counted_at IS NOT NULL AS counted,
+          m.manager_id, m.webhook_url, m.email, m.sms_sealed, m.language
 """
 
 
@@ -51,18 +68,35 @@ class AlertToRecord:
     market: str
     received_at: datetime
     payload: dict[str, Any]
+    ruleset_version: str
 
 
 @dataclass(frozen=True, slots=True)
 class DueAlert:
     alert_id: UUID
     submission_id: UUID
+    rule_id: str
+    severity: str
+    market: str
     attempt: int
     payload: dict[str, Any]
     received_at: datetime
+    channels_done: tuple[str, ...]
+    throttle_counted: bool
     manager_id: UUID
     webhook_url: str | None
     email: str | None
+    sms_sealed: str | None
+    language: str
+
+
+@asynccontextmanager
+async def _connection(executor: Executor) -> AsyncIterator[Connection]:
+    if isinstance(executor, asyncpg.Pool):
+        async with executor.acquire() as connection:
+            yield connection
+    else:
+        yield executor
 
 
 async def record_alerts(*, connection: Connection, alerts: list[AlertToRecord]) -> int:
@@ -80,6 +114,7 @@ async def record_alerts(*, connection: Connection, alerts: list[AlertToRecord]) 
                 "market": a.market,
                 "received_at": a.received_at.isoformat(),
                 "payload": a.payload,
+                "ruleset_version": a.ruleset_version,
             }
             for a in alerts
         ],
@@ -90,77 +125,323 @@ async def record_alerts(*, connection: Connection, alerts: list[AlertToRecord]) 
 
 
 async def claim_due(
-    *, connection: asyncpg.Connection | asyncpg.Pool, limit: int, lease_s: float
+    *,
+    connection: Executor,
+    limit: int,
+    lease_s: float,
+    per_market: int = 1_000_000,
+    room: dict[str, int] | None = None,
 ) -> list[DueAlert]:
-    rows = await connection.fetch(_CLAIM, limit, lease_s)
+    """Claim up to ``limit`` due alerts, at most ``room[market]`` (else ``per_market``) of
+    each market."""
+    rows = await connection.fetch(_CLAIM, limit, lease_s, json.dumps(room or {}), per_market)
     return [
         DueAlert(
             alert_id=row["alert_id"],
             submission_id=row["submission_id"],
+            rule_id=row["rule_id"],
+            severity=row["severity"],
+            market=row["market"],
             attempt=row["attempts"],
             payload=json.loads(row["payload"]),
             received_at=row["received_at"],
+            channels_done=tuple(row["channels_done"]),
+            throttle_counted=row["counted"],
             manager_id=row["manager_id"],
             webhook_url=row["webhook_url"],
             email=row["email"],
+            sms_sealed=row["sms_sealed"],
+            language=row["language"],
         )
         for row in rows
     ]
 
 
-async def record_attempt(
-    *,
-    connection: asyncpg.Connection | asyncpg.Pool,
-    alert_id: UUID,
-    channel: str,
-    attempt: int,
-    ok: bool,
-    detail: str,
-    retry_in_s: float | None,
-) -> None:
-    """One delivery attempt; delivered, rescheduled after ``retry_in_s``, or given up (None)."""
-    async with (
-        connection.acquire() if isinstance(connection, asyncpg.Pool) else _Same(connection) as conn,
-        conn.transaction(),
-    ):
-        await conn.execute(
-            """INSERT INTO terrain.alert_deliveries (alert_id, channel, attempt, ok, detail)
-                   VALUES ($1, $2, $3, $4, $5)""",
-            alert_id,
-            channel,
-            attempt,
-            ok,
-            detail[:1000],
+async def admit_p2(
+    *, connection: Executor, alert_id: UUID, manager_id: UUID, limit: int, window_s: float
+) -> bool:
+    """Take one of the manager's P2 slots for this window, or hold the alert for the digest.
+
+    A per-manager advisory lock makes count-then-take atomic across concurrent deliveries
+    and replicas.
+    """
+    async with _connection(connection) as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 5))", str(manager_id))
+        used: int = await conn.fetchval(
+            """SELECT count(*) FROM terrain.alerts
+               WHERE manager_id = $1 AND throttle_counted_at > now() - make_interval(secs => $2)""",
+            manager_id,
+            window_s,
         )
-        if ok:
+        if used < limit:
             await conn.execute(
-                """UPDATE terrain.alerts SET status = 'delivered', delivered_at = now()
-                       WHERE alert_id = $1""",
+                "UPDATE terrain.alerts SET throttle_counted_at = now() WHERE alert_id = $1",
                 alert_id,
             )
-        elif retry_in_s is None:
-            await conn.execute(
-                "UPDATE terrain.alerts SET status = 'failed' WHERE alert_id = $1", alert_id
-            )
-        else:
-            await conn.execute(
-                """UPDATE terrain.alerts
-                       SET next_attempt_at = now() + make_interval(secs => $2)
-                       WHERE alert_id = $1""",
+            return True
+        await conn.execute(
+            "UPDATE terrain.alerts SET status = 'held' WHERE alert_id = $1 AND status = 'pending'",
+            alert_id,
+        )
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelResult:
+    channel: str
+    ok: bool
+    detail: str
+
+
+async def record_delivery(
+    *,
+    connection: Executor,
+    alert_id: UUID,
+    attempt: int,
+    results: list[ChannelResult],
+    outcome: str,
+    retry_in_s: float | None = None,
+) -> datetime | None:
+    """Every channel's attempt, then the alert's state: ``delivered``, ``retry`` (after
+    ``retry_in_s``) or ``failed``. Returns delivered_at when it was delivered."""
+    async with _connection(connection) as conn, conn.transaction():
+        await conn.executemany(
+            """INSERT INTO terrain.alert_deliveries (alert_id, channel, attempt, ok, detail)
+               VALUES ($1, $2, $3, $4, $5)""",
+            [(alert_id, r.channel, attempt, r.ok, r.detail[:1000]) for r in results],
+        )
+        done = [r.channel for r in results if r.ok]
+        if outcome == "delivered":
+            delivered_at: datetime = await conn.fetchval(
+                """UPDATE terrain.alerts SET status = 'delivered', delivered_at = now(),
+                          channels_done = channels_done || $2::text[]
+                   WHERE alert_id = $1 RETURNING delivered_at""",
                 alert_id,
-                retry_in_s,
+                done,
             )
-
-
-class _Same:
-    def __init__(self, connection: asyncpg.Connection) -> None:
-        self.connection = connection
-
-    async def __aenter__(self) -> asyncpg.Connection:
-        return self.connection
-
-    async def __aexit__(self, *_: object) -> None:
+            return delivered_at
+        if outcome == "failed":
+            await conn.execute(
+                """UPDATE terrain.alerts SET status = 'failed',
+                          channels_done = channels_done || $2::text[]
+                   WHERE alert_id = $1""",
+                alert_id,
+                done,
+            )
+            return None
+        await conn.execute(
+            """UPDATE terrain.alerts
+               SET next_attempt_at = now() + make_interval(secs => $2),
+                   channels_done = channels_done || $3::text[]
+               WHERE alert_id = $1""",
+            alert_id,
+            retry_in_s or 0.0,
+            done,
+        )
         return None
+
+
+_FORM_DIGEST = """
+WITH held AS (
+    SELECT alert_id, market, received_at, payload FROM terrain.alerts
+    WHERE manager_id = $1 AND status = 'held'
+    ORDER BY created_at
+    FOR UPDATE SKIP LOCKED),
+digest AS (
+    INSERT INTO terrain.alerts
+        (submission_id, manager_id, rule_id, severity, market, received_at, payload,
+         ruleset_version)
+    SELECT gen_random_uuid(), $1, 'digest', 'P2', min(market), min(received_at),
+           jsonb_build_object(
+               'market', min(market),
+               'digest', jsonb_agg(payload || jsonb_build_object('alert_id', alert_id))),
+           'digest'
+    FROM held HAVING count(*) > 0
+    RETURNING alert_id)
+UPDATE terrain.alerts a SET status = 'digested', digest_id = digest.alert_id
+FROM held, digest WHERE a.alert_id = held.alert_id
+"""
+
+
+async def form_digests(*, connection: Executor) -> int:
+    """Gather each manager's held P2 alerts into one digest alert (itself sent from the
+    outbox like any alert); returns how many alerts went into digests."""
+    managers = await connection.fetch(
+        "SELECT DISTINCT manager_id FROM terrain.alerts WHERE status = 'held'"
+    )
+    total = 0
+    for row in managers:
+        async with _connection(connection) as conn, conn.transaction():
+            status: str = await conn.execute(_FORM_DIGEST, row["manager_id"])
+        total += int(status.rsplit(" ", 1)[-1])
+    return total
+
+
+# --- acknowledgement and escalation ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitingAcknowledgement:
+    alert_id: UUID
+    severity: str
+    created_at: datetime
+    timezone: str
+    working_hours: str
+    working_days: list[int]
+
+
+async def awaiting_acknowledgement(
+    *, connection: Executor, created_before: datetime, limit: int = 500
+) -> list[AwaitingAcknowledgement]:
+    """Alerts old enough to be overdue that nobody acknowledged (for their submission and
+    rule, at any level) and that were not escalated yet."""
+    rows = await connection.fetch(
+        """SELECT a.alert_id, a.severity, a.created_at, m.timezone, m.working_hours,
+                  m.working_days
+           FROM terrain.alerts a JOIN terrain.managers m USING (manager_id)
+           WHERE a.acknowledged_at IS NULL AND a.escalated_at IS NULL
+             AND a.rule_id <> 'digest' AND a.created_at <= $1
+             AND NOT EXISTS (
+                 SELECT 1 FROM terrain.alerts o
+                 WHERE o.submission_id = a.submission_id AND o.rule_id = a.rule_id
+                   AND o.acknowledged_at IS NOT NULL)
+           ORDER BY a.created_at LIMIT $2""",
+        created_before,
+        limit,
+    )
+    return [
+        AwaitingAcknowledgement(
+            alert_id=r["alert_id"],
+            severity=r["severity"],
+            created_at=r["created_at"],
+            timezone=r["timezone"],
+            working_hours=r["working_hours"],
+            working_days=list(r["working_days"]),
+        )
+        for r in rows
+    ]
+
+
+_ESCALATE = """
+WITH source AS (
+    SELECT * FROM terrain.alerts WHERE alert_id = $1 AND escalated_at IS NULL FOR UPDATE),
+next_level AS (
+    SELECT min(m.level) AS level FROM terrain.managers m, source s
+    WHERE m.active AND m.market IN (s.market::text, '*') AND m.level > s.level),
+inserted AS (
+    INSERT INTO terrain.alerts
+        (submission_id, manager_id, rule_id, severity, signals, market, received_at, payload,
+         ruleset_version, level, escalated_from, created_at)
+    SELECT s.submission_id, m.manager_id, s.rule_id, s.severity, s.signals, s.market,
+           s.received_at, s.payload || jsonb_build_object('escalated_level', n.level),
+           s.ruleset_version, n.level, s.alert_id, $2
+    FROM source s CROSS JOIN next_level n
+    JOIN terrain.managers m ON m.level = n.level
+    WHERE m.active AND m.market IN (s.market::text, '*')
+    ON CONFLICT (submission_id, manager_id, rule_id) DO NOTHING
+    RETURNING alert_id)
+UPDATE terrain.alerts a
+SET escalated_at = $2,
+    escalation_detail = CASE
+        WHEN (SELECT level FROM next_level) IS NULL THEN 'not acknowledged; no higher level'
+        ELSE format('not acknowledged; escalated to level %s (%s new alerts)',
+                    (SELECT level FROM next_level), (SELECT count(*) FROM inserted))
+    END
+FROM source s WHERE a.alert_id = s.alert_id
+RETURNING a.escalation_detail
+"""
+
+
+async def escalate(*, connection: Executor, alert_id: UUID, now: datetime) -> str | None:
+    """Alert the next level up (the market's, then regional directors '*'), once; the new
+    alert's SLA starts ``now`` (the escalation clock). Returns
+    what was recorded on the alert, or None if it was already escalated."""
+    async with _connection(connection) as conn, conn.transaction():
+        detail: str | None = await conn.fetchval(_ESCALATE, alert_id, now)
+        return detail
+
+
+@dataclass(frozen=True, slots=True)
+class AlertView:
+    alert_id: UUID
+    submission_id: UUID
+    manager_name: str
+    language: str
+    severity: str
+    rule_id: str
+    ruleset_version: str
+    payload: dict[str, Any]
+    status: str
+    acknowledged_at: datetime | None
+    acknowledgement_note: str | None
+    resolved_at: datetime | None
+    resolution_note: str | None
+    escalated_at: datetime | None
+
+
+async def alert_for_manager(
+    *, connection: Executor, alert_id: UUID, manager_id: UUID
+) -> AlertView | None:
+    row = await connection.fetchrow(
+        """SELECT a.alert_id, a.submission_id, m.name AS manager_name, m.language, a.severity,
+                  a.rule_id, a.ruleset_version, a.payload, a.status, a.acknowledged_at,
+                  a.acknowledgement_note, a.resolved_at, a.resolution_note, a.escalated_at
+           FROM terrain.alerts a JOIN terrain.managers m USING (manager_id)
+           WHERE a.alert_id = $1 AND a.manager_id = $2""",
+        alert_id,
+        manager_id,
+    )
+    if row is None:
+        return None
+    values = dict(row)
+    values["payload"] = json.loads(values["payload"])
+    return AlertView(**values)
+
+
+async def sealed_customer_number(*, connection: Executor, submission_id: UUID) -> str | None:
+    value: str | None = await connection.fetchval(
+        "SELECT msisdn_sealed FROM terrain.customer_contacts WHERE submission_id = $1",
+        submission_id,
+    )
+    return value
+
+
+async def acknowledge(
+    *, connection: Executor, alert_id: UUID, manager_id: UUID, note: str | None, now: datetime
+) -> bool:
+    status: str = await connection.execute(
+        """UPDATE terrain.alerts
+           SET acknowledged_at = coalesce(acknowledged_at, $3),
+               acknowledged_by = coalesce(acknowledged_by, $2),
+               acknowledgement_note = coalesce($4, acknowledgement_note)
+           WHERE alert_id = $1 AND manager_id = $2""",
+        alert_id,
+        manager_id,
+        now,
+        note,
+    )
+    return status.endswith(" 1")
+
+
+async def resolve(
+    *, connection: Executor, alert_id: UUID, manager_id: UUID, note: str | None, now: datetime
+) -> bool:
+    status: str = await connection.execute(
+        """UPDATE terrain.alerts
+           SET acknowledged_at = coalesce(acknowledged_at, $3),
+               acknowledged_by = coalesce(acknowledged_by, $2),
+               resolved_at = coalesce(resolved_at, $3),
+               resolution_note = coalesce($4, resolution_note)
+           WHERE alert_id = $1 AND manager_id = $2""",
+        alert_id,
+        manager_id,
+        now,
+        note,
+    )
+    return status.endswith(" 1")
+
+
+# --- managers --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,13 +453,16 @@ class Manager:
     level: int
     email: str | None
     webhook_url: str | None
+    has_sms: bool
     language: str
+    timezone: str
+    working_hours: str
     active: bool
 
 
 async def add_manager(
     *,
-    connection: asyncpg.Connection | asyncpg.Pool,
+    connection: Executor,
     market: str,
     name: str,
     role: str,
@@ -188,11 +472,17 @@ async def add_manager(
     sms_sealed: str | None = None,
     language: str = "fr",
     timezone: str = "UTC",
+    working_hours: str = "08:00-18:00",
+    manager_id: UUID | None = None,
 ) -> UUID:
-    manager_id: UUID = await connection.fetchval(
+    """Add a manager; pass ``manager_id`` when the SMS number was sealed for that id."""
+    new_id: UUID = await connection.fetchval(
         """INSERT INTO terrain.managers
-               (market, name, role, level, email, webhook_url, sms_sealed, language, timezone)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING manager_id""",
+               (manager_id, market, name, role, level, email, webhook_url, sms_sealed,
+                language, timezone, working_hours)
+           VALUES (coalesce($1, gen_random_uuid()), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+           RETURNING manager_id""",
+        manager_id,
         market,
         name,
         role,
@@ -202,15 +492,15 @@ async def add_manager(
         sms_sealed,
         language,
         timezone,
+        working_hours,
     )
-    return manager_id
+    return new_id
 
 
-async def list_managers(
-    *, connection: asyncpg.Connection | asyncpg.Pool, market: str | None = None
-) -> list[Manager]:
+async def list_managers(*, connection: Executor, market: str | None = None) -> list[Manager]:
     rows = await connection.fetch(
-        """SELECT manager_id, market, name, role, level, email, webhook_url, language, active
+        """SELECT manager_id, market, name, role, level, email, webhook_url,
+                  sms_sealed IS NOT NULL AS has_sms, language, timezone, working_hours, active
            FROM terrain.managers WHERE $1::text IS NULL OR market = $1
            ORDER BY market, level, name""",
         market,
@@ -218,9 +508,7 @@ async def list_managers(
     return [Manager(**dict(row)) for row in rows]
 
 
-async def deactivate_manager(
-    *, connection: asyncpg.Connection | asyncpg.Pool, manager_id: UUID
-) -> bool:
+async def deactivate_manager(*, connection: Executor, manager_id: UUID) -> bool:
     status: str = await connection.execute(
         "UPDATE terrain.managers SET active = false WHERE manager_id = $1 AND active", manager_id
     )

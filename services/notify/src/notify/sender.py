@@ -1,24 +1,39 @@
 """The outbox sender: claims due alerts, delivers each in its own task, records attempts.
 
-Each delivery runs on its own (bounded by a semaphore) so that a slow webhook in one market
-never holds back another market's alert. Claims carry a lease, so several notify replicas
-can send from one outbox and a crashed sender's claims come back after the lease.
+Each delivery runs on its own, and each market has a bounded number of deliveries in flight:
+the claim skips markets that are at their bound, so a slow webhook or SMTP server in one
+market never holds back another market's alert. The channels of one alert run side by side
+and a retry only goes to the channels that did not take it yet. Claims carry a lease, so
+several notify replicas can send from one outbox and a crashed sender's claims come back
+after the lease.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 
-from notify.channels import DeliveryFailed, WebhookChannel
-from notify.repository import DueAlert, claim_due, record_attempt
+from notify.channels import Channel, DeliveryFailed, Recipient
+from notify.logic import ack_link
+from notify.metrics import ALERT_DELIVERY_ATTEMPTS, ALERT_LATENCY, ALERTS_HELD
+from notify.repository import ChannelResult, DueAlert, admit_p2, claim_due, record_delivery
 from notify.settings import NotifySettings
+from terrain_runtime.privacy import Sealer, SealingError
 
 log = logging.getLogger(__name__)
+
+DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# SMS wakes people up: only P1 goes there. Digests are P2 by nature.
+SMS_SEVERITIES = frozenset({"P1"})
 
 
 class Sender:
@@ -27,40 +42,59 @@ class Sender:
         *,
         settings: NotifySettings,
         pool: asyncpg.Pool,
-        webhook: WebhookChannel,
+        channels: Sequence[Channel],
+        sealer: Sealer,
         wake: asyncio.Event,
-        concurrency: int = 32,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._settings = settings
         self._pool = pool
-        self._webhook = webhook
+        self._channels = list(channels)
+        self._sealer = sealer
         self._wake = wake
-        self._slots = asyncio.Semaphore(concurrency)
+        self._now = now
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._per_market: Counter[str] = Counter()
         self._stopping = asyncio.Event()
 
     @property
     def lease_s(self) -> float:
-        return self._settings.webhook_timeout_s * 3 + 5
+        return self._settings.webhook_timeout_s * 3 + 30
 
     async def run(self) -> None:
+        settings = self._settings
         while not self._stopping.is_set():
-            try:
-                due = await claim_due(
-                    connection=self._pool, limit=self._settings.sender_batch, lease_s=self.lease_s
-                )
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                log.warning("outbox unavailable: %s", type(error).__name__)
-                due = []
+            free = settings.sender_concurrency - len(self._in_flight)
+            room = {m: settings.sender_per_market - n for m, n in self._per_market.items()}
+            due: list[DueAlert] = []
+            if free > 0:
+                try:
+                    due = await claim_due(
+                        connection=self._pool,
+                        limit=min(settings.sender_batch, free),
+                        lease_s=self.lease_s,
+                        per_market=settings.sender_per_market,
+                        room=room,
+                    )
+                except DB_ERRORS as error:
+                    log.warning("outbox unavailable: %s", type(error).__name__)
             for alert in due:
-                await self._slots.acquire()
+                self._per_market[alert.market] += 1
                 task = asyncio.create_task(self._deliver(alert))
                 self._in_flight.add(task)
-                task.add_done_callback(self._in_flight.discard)
-            if len(due) < self._settings.sender_batch:
+                task.add_done_callback(functools.partial(self._done, market=alert.market))
+            if not due or len(due) < settings.sender_batch:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._settings.sender_poll_s)
+                    await asyncio.wait_for(self._wake.wait(), timeout=settings.sender_poll_s)
+
+    def _done(self, task: asyncio.Task[None], *, market: str) -> None:
+        self._in_flight.discard(task)
+        self._per_market[market] -= 1
+        if self._per_market[market] <= 0:
+            del self._per_market[market]
+        # A market's slot is free again: its next alert may be waiting.
+        self._wake.set()
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -75,46 +109,124 @@ class Sender:
         jittered: float = base * random.uniform(0.8, 1.2)
         return jittered
 
+    def _ack_url(self, alert_id: Any, manager_id: Any) -> str:
+        expires = self._now() + timedelta(seconds=self._settings.ack_link_ttl_s)
+        link = ack_link(
+            alert_id,
+            manager_id,
+            expires,
+            self._settings.ack_link_secret.get_secret_value().encode(),
+        )
+        return f"{self._settings.public_base_url.rstrip('/')}/alerts/{alert_id}?{link.query()}"
+
+    def _body(self, alert: DueAlert) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            **alert.payload,
+            "alert_id": str(alert.alert_id),
+            "submission_id": str(alert.submission_id),
+            "severity": alert.severity,
+            "rule": alert.rule_id,
+        }
+        if "digest" in alert.payload:
+            body["digest"] = [
+                {**item, "ack_url": self._ack_url(item["alert_id"], alert.manager_id)}
+                for item in alert.payload["digest"]
+            ]
+        else:
+            body["ack_url"] = self._ack_url(alert.alert_id, alert.manager_id)
+        return body
+
+    def _recipient(self, alert: DueAlert) -> Recipient:
+        sms = None
+        if alert.sms_sealed and alert.severity in SMS_SEVERITIES:
+            try:
+                sms = self._sealer.open(alert.sms_sealed, context=alert.manager_id.bytes)
+            except SealingError:
+                log.error("manager %s: SMS number does not open", alert.manager_id)
+        return Recipient(alert.email, alert.webhook_url, sms, alert.language)
+
     async def _deliver(self, alert: DueAlert) -> None:
         try:
-            if not alert.webhook_url:
-                # Email and SMS channels arrive with issue 5; until then no channel is a failure
-                # recorded on the alert, never a silent drop.
-                await self._record(
-                    alert, "none", ok=False, detail="manager has no channel", retry=None
-                )
-                return
-            body = {
-                **alert.payload,
-                "alert_id": str(alert.alert_id),
-                "ack_url": self._ack_url(alert),
-            }
-            try:
-                detail = await self._webhook.deliver(alert.webhook_url, body)
-            except DeliveryFailed as failure:
-                retry = None if failure.permanent else self._retry_in(alert.attempt)
-                await self._record(alert, "webhook", ok=False, detail=str(failure), retry=retry)
-                return
-            await self._record(alert, "webhook", ok=True, detail=detail, retry=None)
-        finally:
-            self._slots.release()
+            await self._deliver_once(alert)
+        except DB_ERRORS as error:
+            # The lease brings the alert back; receivers deduplicate on alert_id.
+            log.error("could not record delivery of %s: %s", alert.alert_id, type(error).__name__)
+        except Exception:
+            log.exception("delivery of %s failed unexpectedly", alert.alert_id)
 
-    def _ack_url(self, alert: DueAlert) -> str:
-        return f"{self._settings.public_base_url.rstrip('/')}/alerts/{alert.alert_id}"
-
-    async def _record(
-        self, alert: DueAlert, channel: str, *, ok: bool, detail: str, retry: float | None
-    ) -> None:
-        try:
-            await record_attempt(
+    async def _deliver_once(self, alert: DueAlert) -> None:
+        settings = self._settings
+        if alert.severity == "P2" and alert.rule_id != "digest" and not alert.throttle_counted:
+            admitted = await admit_p2(
                 connection=self._pool,
                 alert_id=alert.alert_id,
-                channel=channel,
-                attempt=alert.attempt,
-                ok=ok,
-                detail=detail,
-                retry_in_s=retry,
+                manager_id=alert.manager_id,
+                limit=settings.throttle_p2_per_window,
+                window_s=settings.throttle_window_s,
             )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            # The lease will bring the alert back; the receiver deduplicates on alert_id.
-            log.error("could not record delivery of %s: %s", alert.alert_id, type(error).__name__)
+            if not admitted:
+                ALERTS_HELD.inc()
+                return
+        recipient = self._recipient(alert)
+        reachable = [c for c in self._channels if c.reaches(recipient)]
+        todo = [c for c in reachable if c.name not in alert.channels_done]
+        if not reachable:
+            await record_delivery(
+                connection=self._pool,
+                alert_id=alert.alert_id,
+                attempt=alert.attempt,
+                results=[ChannelResult("none", False, "manager has no reachable channel")],
+                outcome="failed",
+            )
+            return
+        body = self._body(alert)
+        outcomes = await asyncio.gather(*(self._try(c, recipient, body) for c in todo))
+        results = [r for r, _ in outcomes]
+        transient = any(not r.ok and not permanent for r, permanent in outcomes)
+        any_ok = bool(alert.channels_done) or any(r.ok for r in results)
+        retry = self._retry_in(alert.attempt) if transient else None
+        if transient and retry is not None:
+            outcome = "retry"
+        elif any_ok:
+            outcome = "delivered"
+        else:
+            outcome = "failed"
+        for r, permanent in outcomes:
+            label = (
+                "ok" if r.ok else ("retry" if outcome == "retry" and not permanent else "failed")
+            )
+            ALERT_DELIVERY_ATTEMPTS.labels(r.channel, label).inc()
+        delivered_at = await record_delivery(
+            connection=self._pool,
+            alert_id=alert.alert_id,
+            attempt=alert.attempt,
+            results=results,
+            outcome=outcome,
+            retry_in_s=retry,
+        )
+        if delivered_at is not None and alert.rule_id != "digest":
+            latency = (delivered_at - alert.received_at).total_seconds()
+            ALERT_LATENCY.labels(alert.severity).observe(max(latency, 0.0))
+
+    async def _try(
+        self, channel: Channel, recipient: Recipient, body: dict[str, Any]
+    ) -> tuple[ChannelResult, bool]:
+        try:
+            detail = await channel.deliver(recipient, body)
+        except DeliveryFailed as failure:
+            return ChannelResult(channel.name, False, str(failure)), failure.permanent
+        return ChannelResult(channel.name, True, detail), False
+
+
+async def every(
+    interval_s: float, work: Callable[[], Awaitable[object]], stopping: asyncio.Event
+) -> None:
+    """Run ``work`` every ``interval_s`` until ``stopping``; a database outage is a skipped
+    turn, not a dead loop."""
+    while not stopping.is_set():
+        try:
+            await work()
+        except DB_ERRORS as error:
+            log.warning("%s skipped: %s", getattr(work, "__name__", "work"), type(error).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=interval_s)

@@ -1,0 +1,61 @@
+"""Escalation: an alert nobody acknowledged within its SLA goes to the next level up.
+
+The clock is injected (``now``) so tests can move time forward; the deadline itself is
+pure logic (P1: wall-clock minutes; P2: working hours in the manager's timezone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from notify.logic import WorkingTime, acknowledgement_deadline
+from notify.metrics import ALERTS_ESCALATED
+from notify.repository import awaiting_acknowledgement, escalate
+from notify.settings import NotifySettings
+
+log = logging.getLogger(__name__)
+
+
+class Escalator:
+    def __init__(
+        self,
+        *,
+        settings: NotifySettings,
+        pool: asyncpg.Pool,
+        now: Callable[[], datetime],
+        wake_sender: asyncio.Event,
+    ) -> None:
+        self._pool = pool
+        self._now = now
+        self._wake_sender = wake_sender
+        self._p1 = timedelta(minutes=settings.sla_p1_minutes)
+        self._p2 = timedelta(hours=settings.sla_p2_working_hours)
+
+    async def escalate_overdue(self) -> int:
+        """One pass: escalate every overdue alert; returns how many were escalated."""
+        now = self._now()
+        # No SLA is shorter than P1's (P2 counts working hours, always at least as long).
+        candidates = await awaiting_acknowledgement(
+            connection=self._pool, created_before=now - min(self._p1, self._p2)
+        )
+        escalated = 0
+        for alert in candidates:
+            work = WorkingTime.parse(alert.timezone, alert.working_hours, alert.working_days)
+            deadline = acknowledgement_deadline(
+                alert.created_at, alert.severity, work, p1_sla=self._p1, p2_working_sla=self._p2
+            )
+            if now < deadline:
+                continue
+            detail = await escalate(connection=self._pool, alert_id=alert.alert_id, now=now)
+            if detail is not None:
+                escalated += 1
+                ALERTS_ESCALATED.labels(alert.severity).inc()
+                log.info("alert %s %s", alert.alert_id, detail)
+        if escalated:
+            self._wake_sender.set()
+        return escalated
