@@ -29,6 +29,8 @@ class SourceRecord:
     offset: int
     key: bytes | None
     value: bytes
+    # The record's headers (trace context among them); never part of a dead letter's payload.
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def dead_letter(
