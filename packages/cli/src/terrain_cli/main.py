@@ -257,6 +257,18 @@ def simulate_command(
         raise typer.Exit(1)
 
 
+@app.command("trace")
+def trace_command(submission_id: UUID) -> None:
+    """Where is submission X: accepted, raw offset, stored or failed, alerts, deliveries, trace."""
+    from terrain_cli.trace import show
+
+    if not _run(lambda c: show(c, submission_id)):
+        typer.echo(
+            f"nothing is known of {submission_id}: not accepted, or not consumed yet", err=True
+        )
+        raise typer.Exit(1)
+
+
 @contracts_app.command("export")
 def contracts_export(
     out: Annotated[Path, typer.Option(help="Folder of the generated documents.")] = Path(
