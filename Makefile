@@ -36,3 +36,7 @@ lint: bootstrap  ## ruff (lint + format) and mypy --strict
 
 docs: bootstrap  ## regenerate JSON Schemas, AsyncAPI and OpenAPI in docs/contracts
 	uv run --frozen terrain contracts export
+
+.PHONY: bench
+bench: bootstrap  ## benchmarks against raw limits measured in the same run (bench/README.md)
+	@DATABASE_URL="$$(deploy/local/postgres.sh url)" uv run --frozen python -m bench.ingest

@@ -1,0 +1,30 @@
+"""The ingest benchmark at its smallest sizes: it still runs end to end (Kafka's
+ProducerPerformance, ingest as a process, the load generators) and prints its table.
+Only that it completes: figures are the benchmark's business, never a test's."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_ingest_bench_smoke_prints_its_table() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.ingest", "--smoke"],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    lines = completed.stdout.splitlines()
+    assert any(line.startswith("| scenario") and "ratio" in line for line in lines)
+    for scenario in ("batch POST", "single POST", "p99 ms at"):
+        assert any(line.startswith(f"| {scenario}") for line in lines), completed.stdout
