@@ -147,3 +147,69 @@ class WebhookSink:
         import json
 
         return [json.loads(body) for p, _, body in list(self.received) if path is None or p == path]
+
+
+class OtlpReceiver:
+    """An OTLP/HTTP (protobuf) trace receiver on loopback: what the services export."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
+
+        self.spans: list[dict[str, Any]] = []
+        spans = self.spans
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                for resource_spans in request.resource_spans:
+                    service = next(
+                        (a.value.string_value for a in resource_spans.resource.attributes
+                         if a.key == "service.name"),
+                        "?",
+                    )  # fmt: skip
+                    for scope_spans in resource_spans.scope_spans:
+                        for span in scope_spans.spans:
+                            spans.append(
+                                {
+                                    "service": service,
+                                    "name": span.name,
+                                    "trace_id": span.trace_id.hex(),
+                                    "span_id": span.span_id.hex(),
+                                    "parent_id": span.parent_span_id.hex(),
+                                    "attributes": {
+                                        a.key: a.value.string_value or a.value.int_value
+                                        for a in span.attributes
+                                    },
+                                    "links": [link.trace_id.hex() for link in span.links],
+                                }
+                            )
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> OtlpReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

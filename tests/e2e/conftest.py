@@ -60,7 +60,18 @@ class Stack:
 
 
 @pytest.fixture
-def stack(database_url: str, namespace: str, request: pytest.FixtureRequest) -> Iterator[Stack]:  # noqa: F811
+def stack_env() -> dict[str, str]:
+    """Extra environment for the services; a test module overrides it (e.g. OTLP endpoint)."""
+    return {}
+
+
+@pytest.fixture
+def stack(
+    database_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    request: pytest.FixtureRequest,
+    stack_env: dict[str, str],
+) -> Iterator[Stack]:
     port = free_port()
     env = {
         **os.environ,
@@ -69,6 +80,7 @@ def stack(database_url: str, namespace: str, request: pytest.FixtureRequest) -> 
         "TERRAIN_TOPIC_NAMESPACE": namespace,
         "TERRAIN_INGEST_PORT": str(port),
         "TERRAIN_SENDER_POLL_S": "0.2",
+        **stack_env,
     }
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     logs = {s: LOG_DIR / f"{request.node.name}-{s}.log" for s in ("ingest", "enrich", "notify")}

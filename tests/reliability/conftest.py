@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import stack  # noqa: F401 - the three services as processes
+from tests.e2e.conftest import stack, stack_env  # noqa: F401 - the services as processes
 from tests.integration.conftest import database_url, namespace, settings_kwargs  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
