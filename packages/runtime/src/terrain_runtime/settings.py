@@ -57,6 +57,10 @@ class TerrainSettings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "TERRAIN_OTLP_ENDPOINT"),
     )
+    metrics_port: int | None = Field(
+        default=None,
+        description="Serve Prometheus /metrics on this port (consumers have no HTTP server).",
+    )
     otel_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
 
     # Keyed pseudonym of phone numbers: the analysts' join key. Rotating means a new key id;

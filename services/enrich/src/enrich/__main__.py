@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from prometheus_client import start_http_server
+
 from enrich.app import create_app
 from enrich.handlers import SERVICE
 from enrich.settings import EnrichSettings
@@ -13,6 +15,8 @@ from terrain_runtime.telemetry import setup_logging
 def main() -> None:
     settings = EnrichSettings()
     setup_logging(settings, SERVICE)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="0.0.0.0")  # noqa: S104 - scraped in-cluster
     asyncio.run(create_app(settings).run())
 
 
