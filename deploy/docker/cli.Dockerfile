@@ -31,6 +31,7 @@ COPY pyproject.toml uv.lock ./
 COPY packages/contracts/pyproject.toml packages/contracts/
 COPY packages/runtime/pyproject.toml packages/runtime/
 COPY packages/cli/pyproject.toml packages/cli/
+COPY packages/simulator/pyproject.toml packages/simulator/
 COPY services/ingest/pyproject.toml services/ingest/
 COPY services/enrich/pyproject.toml services/enrich/
 COPY services/notify/pyproject.toml services/notify/
