@@ -102,10 +102,11 @@ class Gazetteer:
             (np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat))
         )
         chords, indices = self._tree.query(vectors, k=NEIGHBOURS)
-        angles = 2 * np.arcsin(np.clip(np.asarray(chords) / 2, 0.0, 1.0))
+        distances = 2 * np.arcsin(np.clip(np.asarray(chords) / 2, 0.0, 1.0)) * EARTH_RADIUS_KM
+        # .tolist() first: iterating numpy scalars one by one costs ten times more.
         return [
-            [(int(i), float(a) * EARTH_RADIUS_KM) for i, a in zip(row_i, row_a, strict=True)]
-            for row_i, row_a in zip(indices, angles, strict=True)
+            list(zip(row_i, row_d, strict=True))
+            for row_i, row_d in zip(indices.tolist(), distances.tolist(), strict=True)
         ]
 
     def named(self, country_code: str, name: str) -> PopulatedPlace | None:

@@ -63,16 +63,25 @@ def decode(record: SourceRecord) -> Decoded | Failed:
         return Failed(record, FailureReason.UNDECODABLE, f"not a JSON object: {error}"[:500])
 
 
-def content_hash(submission: PseudonymisedSubmission) -> str:
-    """Hash of what the field sent: equal for every resend of the same visit.
+def canonical_document(submission: PseudonymisedSubmission) -> str:
+    """What the field sent, as canonical JSON (sorted keys): stored, and hashed.
 
     The sealed number is left out: it is encrypted with a fresh nonce at each request, so
-    two resends of one visit differ there while meaning the same thing.
+    two resends of one visit differ there while meaning the same thing (and it lives in
+    terrain.customer_contacts, never in the document).
     """
     document = submission.model_dump(mode="json", exclude_none=True)
     document.get("customer", {}).pop("msisdn_sealed", None)
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_hash(submission: PseudonymisedSubmission) -> str:
+    """Hash of what the field sent: equal for every resend of the same visit."""
+    return _sha256(canonical_document(submission))
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def enrich_batch(
@@ -113,6 +122,7 @@ class SubmissionRow:
     enrichment: Enrichment
     payload_sha256: str
     record: SourceRecord
+    document: str  # canonical_document(): serialised once, hashed and stored
 
     @property
     def submission_id(self) -> UUID:
@@ -122,9 +132,7 @@ class SubmissionRow:
         return self.received.submission.customer.msisdn_sealed
 
     def stored_document(self) -> str:
-        document = self.received.submission.model_dump(mode="json", exclude_none=True)
-        document.get("customer", {}).pop("msisdn_sealed", None)
-        return json.dumps(document, ensure_ascii=False)
+        return self.document
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,11 +157,13 @@ def plan_batch(
         segment_histories=segment_histories,
     )
     for item, enrichment in zip(decoded, enrichments, strict=True):
+        document = canonical_document(item.received.submission)
         row = SubmissionRow(
             received=item.received,
             enrichment=enrichment,
-            payload_sha256=content_hash(item.received.submission),
+            payload_sha256=_sha256(document),
             record=item.record,
+            document=document,
         )
         first = rows.get(row.submission_id)
         if first is None:
