@@ -16,9 +16,9 @@ import pytest
 
 from notify.app import create_app
 from notify.directory import ManagerSpec, store_managers
-from terrain_contracts.topics import SUBMISSIONS_ENRICHED
+from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED
 from tests.factories import field_submission, stored_record
-from tests.helpers import WebhookSink, produce, running
+from tests.helpers import WebhookSink, produce, read_topic, running
 from tests.integration.notify_support import (
     BlockingHook,
     Clock,
@@ -327,3 +327,24 @@ async def _store_submission_with_contact(
         submission_id,
         settings.sealer().seal(e164, context=submission_id.bytes),
     )
+
+
+async def test_an_undecodable_record_goes_to_the_dead_letters_and_alerts_go_on(
+    settings_kwargs: dict[str, Any], namespace: str, directory: Any
+) -> None:
+    with WebhookSink() as hooks:
+        settings = notify_settings(settings_kwargs)
+        await add(directory, settings, market="BW", name="Neo", webhook=hooks.url("/bw"))
+        urgent = submission("BW", feedback__urgent=True)
+        await produce(
+            SUBMISSIONS_ENRICHED.name(namespace),
+            [(b"poison", b'{"schema_version": 1, "not": "a submission"}'), stored_record(urgent)],
+        )
+        async with running(create_app(settings)):
+            await until(lambda: len(hooks.bodies("/bw")) == 1)
+            letters = await read_topic(DEAD_LETTERS.name(namespace), expect=1)
+    assert hooks.bodies("/bw")[0]["submission_id"] == urgent["submission_id"]
+    assert len(letters) == 1
+    letter = json.loads(letters[0].value)
+    assert letter["service"] == "notify" and letter["reason"] == "undecodable"
+    assert letter["source_topic"] == SUBMISSIONS_ENRICHED.name(namespace)

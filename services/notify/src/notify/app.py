@@ -32,7 +32,8 @@ from notify.rules import load_ruleset
 from notify.sender import Sender, every
 from notify.settings import NotifySettings
 from notify.web import create_web_app
-from terrain_contracts.topics import SUBMISSIONS_ENRICHED
+from terrain_contracts.messages import DeadLetterV1
+from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED
 from terrain_runtime.db import create_pool
 from terrain_runtime.dlq import SourceRecord
 from terrain_runtime.kafka import make_broker
@@ -139,7 +140,23 @@ def create_app(
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
         )
-        runtime = NotifyRuntime(settings=settings, pool=pool, ruleset=ruleset)
+        dead_letter_topic = settings.topic(DEAD_LETTERS)
+
+        async def publish_dead_letters(letters: list[DeadLetterV1]) -> None:
+            for letter in letters:
+                await broker.publish(
+                    letter.model_dump_json().encode(),
+                    dead_letter_topic,
+                    key=f"{letter.source_topic}/{letter.source_partition}/{letter.source_offset}".encode(),
+                    headers={"content-type": "application/json"},
+                )
+
+        runtime = NotifyRuntime(
+            settings=settings,
+            pool=pool,
+            ruleset=ruleset,
+            publish_dead_letters=publish_dead_letters,
+        )
         state["runtime"] = runtime
         sealer = settings.sealer()
         client = httpx.AsyncClient(timeout=settings.webhook_timeout_s)

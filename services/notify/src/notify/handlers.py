@@ -9,16 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import asyncpg
 
+from notify import __version__
 from notify.logic import decide
 from notify.repository import AlertToRecord, record_alerts
 from notify.rules import RuleSet
 from notify.settings import NotifySettings
-from terrain_contracts.messages import SubmissionStoredV1, decode_stored_submission
-from terrain_runtime.dlq import SourceRecord
+from terrain_contracts.messages import (
+    DeadLetterV1,
+    FailureReason,
+    SubmissionStoredV1,
+    decode_stored_submission,
+)
+from terrain_runtime.dlq import SourceRecord, dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +37,8 @@ class NotifyRuntime:
     settings: NotifySettings
     pool: asyncpg.Pool
     ruleset: RuleSet
+    # Publishes dead letters and returns once Kafka acknowledged them (before the commit).
+    publish_dead_letters: Callable[[list[DeadLetterV1]], Awaitable[None]] | None = None
     wake_sender: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -62,18 +71,30 @@ def alert_payload(
 
 async def process_batch(runtime: NotifyRuntime, records: list[SourceRecord]) -> int:
     alerts: list[AlertToRecord] = []
+    letters: list[DeadLetterV1] = []
     for record in records:
         try:
             stored = decode_stored_submission(record.value)
         except ValueError as error:
             # Enrich only publishes what it validated: a bad record here is a bug or a
-            # foreign producer. It is logged and skipped; issue-5 work adds its DLQ record.
+            # foreign producer. It goes to the dead letters with its position, and the
+            # stream goes on.
             log.error(
                 "undecodable enriched record at %s/%d/%d: %s",
                 record.topic,
                 record.partition,
                 record.offset,
                 type(error).__name__,
+            )
+            letters.append(
+                dead_letter(
+                    record,
+                    reason=FailureReason.UNDECODABLE,
+                    detail=f"{type(error).__name__}: {error}",
+                    service=SERVICE,
+                    service_version=__version__,
+                    consumer_group=runtime.settings.group_id,
+                )
             )
             continue
         decision = decide(stored, runtime.ruleset)
@@ -93,6 +114,8 @@ async def process_batch(runtime: NotifyRuntime, records: list[SourceRecord]) -> 
                 ruleset_version=decision.ruleset_version,
             )
         )
+    if letters and runtime.publish_dead_letters is not None:
+        await runtime.publish_dead_letters(letters)
     if not alerts:
         return 0
     async with runtime.pool.acquire() as connection:
