@@ -297,7 +297,7 @@ def place_from_gps(
 
 
 def _city_of(
-    gazetteer: Gazetteer, country: str, nearest: list[tuple[int, float]]
+    gazetteer: Gazetteer, country: str | None, nearest: list[tuple[int, float]]
 ) -> tuple[PopulatedPlace | None, float]:
     """The town of a fix: among the places of its country near it, the most populous one
     within ``AGGLOMERATION_KM`` of the nearest, so that a fix in a city is the city and not
