@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
@@ -16,6 +16,8 @@ import pytest
 
 from notify.app import create_app
 from notify.directory import ManagerSpec, store_managers
+from notify.escalation import Escalator
+from notify.repository import AlertToRecord, record_alerts
 from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED
 from tests.factories import field_submission, stored_record
 from tests.helpers import WebhookSink, produce, read_topic, running
@@ -348,3 +350,47 @@ async def test_an_undecodable_record_goes_to_the_dead_letters_and_alerts_go_on(
     letter = json.loads(letters[0].value)
     assert letter["service"] == "notify" and letter["reason"] == "undecodable"
     assert letter["source_topic"] == SUBMISSIONS_ENRICHED.name(namespace)
+
+
+async def test_escalation_pages_past_alerts_that_are_not_due_yet(
+    settings_kwargs: dict[str, Any], database_url: str, directory: Any
+) -> None:
+    settings = notify_settings(settings_kwargs)
+    await add(directory, settings, market="LR", name="Joseph", timezone="Africa/Monrovia")
+    await add(directory, settings, market="LR", name="Ruth", level=2)
+    now = datetime.now(UTC)
+    p2 = [_alert("P2", now) for _ in range(3)]  # older, but within 4 working hours
+    p1 = _alert("P1", now)
+    async with directory.transaction():
+        await record_alerts(connection=directory, alerts=[*p2, p1])
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        clock = Clock()
+        escalator = Escalator(settings=settings, pool=pool, now=clock, wake_sender=asyncio.Event())
+        escalator.PAGE = 1  # every candidate on its own page
+        clock.offset = timedelta(minutes=16)
+        assert await escalator.escalate_overdue() == 1
+        clock.offset = timedelta(days=7)
+        # The three P2 alerts, and the P1's level-2 alert (nobody above it: recorded so).
+        assert await escalator.escalate_overdue() == 4
+        assert await escalator.escalate_overdue() == 0  # escalated once
+    finally:
+        await pool.close()
+    levels = await alerts_of(
+        database_url,
+        "SELECT level, count(*) AS n FROM terrain.alerts WHERE market = 'LR' GROUP BY level",
+    )
+    assert {r["level"]: r["n"] for r in levels} == {1: 4, 2: 4}
+
+
+def _alert(severity: str, received_at: datetime) -> AlertToRecord:
+    return AlertToRecord(
+        submission_id=uuid4(),
+        rule_id=f"{severity.lower()}-test",
+        severity=severity,
+        signals=[],
+        market="LR",
+        received_at=received_at,
+        payload={"market": "LR"},
+        ruleset_version="test",
+    )

@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 
 class Escalator:
+    PAGE = 500
+    MAX_PAGES = 200  # bounds one pass; the next pass goes on from the start
+
     def __init__(
         self,
         *,
@@ -39,23 +42,31 @@ class Escalator:
     async def escalate_overdue(self) -> int:
         """One pass: escalate every overdue alert; returns how many were escalated."""
         now = self._now()
-        # No SLA is shorter than P1's (P2 counts working hours, always at least as long).
-        candidates = await awaiting_acknowledgement(
-            connection=self._pool, created_before=now - min(self._p1, self._p2)
-        )
         escalated = 0
-        for alert in candidates:
-            work = WorkingTime.parse(alert.timezone, alert.working_hours, alert.working_days)
-            deadline = acknowledgement_deadline(
-                alert.created_at, alert.severity, work, p1_sla=self._p1, p2_working_sla=self._p2
+        after = None
+        for _ in range(self.MAX_PAGES):
+            page = await awaiting_acknowledgement(
+                connection=self._pool,
+                p1_created_before=now - self._p1,
+                p2_created_before=now - self._p2,
+                after=after,
+                limit=self.PAGE,
             )
-            if now < deadline:
-                continue
-            detail = await escalate(connection=self._pool, alert_id=alert.alert_id, now=now)
-            if detail is not None:
-                escalated += 1
-                ALERTS_ESCALATED.labels(alert.severity).inc()
-                log.info("alert %s %s", alert.alert_id, detail)
+            for alert in page:
+                work = WorkingTime.parse(alert.timezone, alert.working_hours, alert.working_days)
+                deadline = acknowledgement_deadline(
+                    alert.created_at, alert.severity, work, p1_sla=self._p1, p2_working_sla=self._p2
+                )
+                if now < deadline:
+                    continue
+                detail = await escalate(connection=self._pool, alert_id=alert.alert_id, now=now)
+                if detail is not None:
+                    escalated += 1
+                    ALERTS_ESCALATED.labels(alert.severity).inc()
+                    log.info("alert %s %s", alert.alert_id, detail)
+            if len(page) < self.PAGE:
+                break
+            after = (page[-1].created_at, page[-1].alert_id)
         if escalated:
             self._wake_sender.set()
         return escalated

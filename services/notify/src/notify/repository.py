@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -291,22 +291,36 @@ class AwaitingAcknowledgement:
 
 
 async def awaiting_acknowledgement(
-    *, connection: Executor, created_before: datetime, limit: int = 500
+    *,
+    connection: Executor,
+    p1_created_before: datetime,
+    p2_created_before: datetime,
+    after: tuple[datetime, UUID] | None = None,
+    limit: int = 500,
 ) -> list[AwaitingAcknowledgement]:
-    """Alerts old enough to be overdue that nobody acknowledged (for their submission and
-    rule, at any level) and that were not escalated yet."""
+    """Alerts old enough to be overdue (P1 by wall clock; P2 at least its SLA in wall-clock
+    time, working hours being longer) that nobody acknowledged (for their submission and
+    rule, at any level) and that were not escalated yet; one page, in (created_at, id)
+    order after ``after``, so a backlog of not-yet-due alerts cannot hide a due one."""
+    start_at, start_id = after or (datetime.min.replace(tzinfo=UTC), UUID(int=0))
     rows = await connection.fetch(
         """SELECT a.alert_id, a.severity, a.created_at, m.timezone, m.working_hours,
                   m.working_days
            FROM terrain.alerts a JOIN terrain.managers m USING (manager_id)
            WHERE a.acknowledged_at IS NULL AND a.escalated_at IS NULL
-             AND a.rule_id <> 'digest' AND a.created_at <= $1
+             AND a.rule_id <> 'digest'
+             AND ((a.severity = 'P1' AND a.created_at <= $1)
+                  OR (a.severity <> 'P1' AND a.created_at <= $2))
+             AND (a.created_at, a.alert_id) > ($3, $4)
              AND NOT EXISTS (
                  SELECT 1 FROM terrain.alerts o
                  WHERE o.submission_id = a.submission_id AND o.rule_id = a.rule_id
                    AND o.acknowledged_at IS NOT NULL)
-           ORDER BY a.created_at LIMIT $2""",
-        created_before,
+           ORDER BY a.created_at, a.alert_id LIMIT $5""",
+        p1_created_before,
+        p2_created_before,
+        start_at,
+        start_id,
         limit,
     )
     return [
