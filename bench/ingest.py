@@ -905,7 +905,8 @@ def table(result: Run) -> str:
             f"{scenario.ingest_cpu_s:.1f} s "
             f"({scenario.ingest_cpu_s / max(outcome.elapsed_s, 1e-9):.0%}"
             f" of a core, {scenario.ingest_cpu_s / max(outcome.submissions, 1) * 1e6:,.0f} µs per"
-            f" submission), load generator {outcome.cpu_s:.1f} s"
+            f" submission: at most {outcome.submissions / max(scenario.ingest_cpu_s, 1e-9):,.0f}/s"
+            f" on a whole core), load generator {outcome.cpu_s:.1f} s"
         )
     details.append(
         f"ingest RSS: peak {result.peak_rss_mb:.0f} MiB, at end {result.end_rss_mb:.0f} MiB; "
@@ -929,19 +930,25 @@ def _machine() -> str:
     return f"nproc {os.cpu_count()}, memory {gib:.1f} GiB, {platform.system()} {platform.release()}"
 
 
-def record(result: Run, text: str) -> None:
+def record(result: Run, text: str, note: str) -> None:
     results = ROOT / "bench" / "RESULTS.md"
     if not results.exists():
         results.write_text(
             "# Benchmark results\n\nAppend-only: each run adds its own entry at the end.\n"
         )
-    entry = (
-        f"\n## ingest — {result.started_at:%Y-%m-%d %H:%M} UTC\n\n"
-        f"- machine: {_machine()}; Kafka and PostgreSQL on the same machine\n"
-        f"- versions: {_versions()}\n"
-        f"- command: `uv run python -m bench.ingest {' '.join(sys.argv[1:])}`\n\n"
-        f"```\n{text}\n```\n"
-    )
+    lines = [
+        f"## ingest — {result.started_at:%Y-%m-%d %H:%M} UTC",
+        "",
+        f"- machine: {_machine()}; Kafka and PostgreSQL on the same machine",
+        f"- versions: {_versions()}",
+        f"- command: `uv run python -m bench.ingest {' '.join(sys.argv[1:])}`",
+        *([f"- note: {note}"] if note else []),
+        "",
+        "```",
+        text,
+        "```",
+    ]
+    entry = "\n" + "\n".join(lines) + "\n"
     with results.open("a") as sink:
         sink.write(entry)
 
@@ -950,6 +957,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: completes quickly")
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
+    parser.add_argument("--note", default="", help="a line of context for the recorded entry")
     parser.add_argument(
         "--ingest",
         default="-m ingest",
@@ -962,7 +970,7 @@ def main(argv: list[str] | None = None) -> None:
     text = table(result)
     print(text)
     if args.record and not args.smoke:
-        record(result, text)
+        record(result, text, args.note)
     elif args.record:
         print("(smoke runs are not recorded)")
 
