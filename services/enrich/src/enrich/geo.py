@@ -81,9 +81,10 @@ class Gazetteer:
         if not places:
             raise ValueError("a gazetteer needs places")
         self.places = places
-        self._cells: dict[tuple[int, int], list[int]] = {}
+        self._cells: dict[tuple[int, int], list[tuple[float, float, int]]] = {}
         for index, place in enumerate(places):
-            self._cells.setdefault(_cell(place.lat, place.lon), []).append(index)
+            cell = self._cells.setdefault(_cell(place.lat, place.lon), [])
+            cell.append((place.lat, place.lon, index))
         self._by_name: dict[tuple[str, str], int] = {}
         for index, place in enumerate(places):
             key = (place.country_code, normalise_name(place.name))
@@ -94,7 +95,7 @@ class Gazetteer:
         self._zone_countries = zone_countries()
 
     def nearest(self, lats: list[float], lons: list[float]) -> list[list[tuple[int, float]]]:
-        """Up to ``NEIGHBOURS`` nearest places (index, great-circle km), nearest first, per
+        """Up to ``NEIGHBOURS`` nearest places (index, distance in km), nearest first, per
         point: the nearest one may be across a border from the point."""
         return [self._nearest(lat, lon) for lat, lon in zip(lats, lons, strict=True)]
 
@@ -104,20 +105,22 @@ class Gazetteer:
         row, col = _cell(lat, lon)
         km_per_lon_deg = KM_PER_DEG * max(math.cos(math.radians(lat)), 0.01)
         found: list[tuple[float, int]] = []
-        for ring in range(MAX_RINGS + 1):
-            for key in _ring(row, col, ring):
-                for index in self._cells.get(key, ()):
-                    place = self.places[index]
-                    dy = (place.lat - lat) * KM_PER_DEG
-                    dx = (place.lon - lon) * km_per_lon_deg
-                    found.append((math.hypot(dx, dy), index))
+        cells = self._cells
+        for ring, offsets in enumerate(_RING_OFFSETS):
+            for d_row, d_col in offsets:
+                for place_lat, place_lon, index in cells.get((row + d_row, col + d_col), ()):
+                    dy = (place_lat - lat) * KM_PER_DEG
+                    dx = (place_lon - lon) * km_per_lon_deg
+                    found.append((dx * dx + dy * dy, index))
             bound = ring * GRID_DEG * km_per_lon_deg
             found.sort()
             del found[NEIGHBOURS:]
             # Places beyond CITY_MAX_KM never name the town: no need to look further.
-            if (len(found) == NEIGHBOURS and found[-1][0] <= bound) or bound >= CITY_MAX_KM:
+            if (len(found) == NEIGHBOURS and found[-1][0] <= bound * bound) or bound >= CITY_MAX_KM:
                 break
-        return [(index, _great_circle_km(lat, lon, self.places[index])) for _, index in found]
+        # Equirectangular distances: within CITY_MAX_KM they are the great-circle ones to
+        # a fraction of a percent, for a tenth of the cost.
+        return [(index, math.sqrt(squared)) for squared, index in found]
 
     def named(self, country_code: str, name: str) -> PopulatedPlace | None:
         index = self._by_name.get((country_code, normalise_name(name)))
@@ -180,11 +183,8 @@ def _ring(row: int, col: int, ring: int) -> list[tuple[int, int]]:
     return cells
 
 
-def _great_circle_km(lat: float, lon: float, place: PopulatedPlace) -> float:
-    p1, p2 = math.radians(lat), math.radians(place.lat)
-    dp, dl = p2 - p1, math.radians(place.lon - lon)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+# (row, col) offsets of the cells of each ring, computed once.
+_RING_OFFSETS = [_ring(0, 0, ring) for ring in range(MAX_RINGS + 1)]
 
 
 def zone_countries() -> dict[str, str]:
