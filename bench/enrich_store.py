@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -48,6 +49,7 @@ from tests.factories import field_submission, raw_envelope
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 TARGET_PER_S = 15_000
+LIBRARIES = ("faststream", "aiokafka", "asyncpg", "pydantic", "timezonefinder", "h3")
 TEMPLATES = 1_000
 
 TOWNS = [
@@ -270,10 +272,13 @@ def table(
     load = os.getloadavg()
     return "\n".join(
         [
-            f"\n### enrich_store, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            f"\n## enrich_store — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            "",
             f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}; "
             f"Python {platform.python_version()}, PostgreSQL {server}, Kafka 4.1 "
-            f"(both on this machine); load average {load[0]:.2f}",
+            f"(both on this machine); "
+            + ", ".join(f"{lib} {metadata.version(lib)}" for lib in LIBRARIES)
+            + f"; load average {load[0]:.2f}",
             "",
             "| measure | submissions | seconds | per second | ratio to raw COPY | target | met? |",
             "|---|---:|---:|---:|---:|---:|---|",
