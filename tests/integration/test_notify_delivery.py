@@ -36,7 +36,7 @@ ENTERPRISE = {"customer__kind": "enterprise", "customer__company": "Sonatel Pro"
 @pytest.fixture
 async def directory(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     """A connection, with the directory and outbox of earlier tests retired: each test
-    sees only its own managers and alerts."""
+    sees only its own managers and alerts, and leaves none behind."""
     connection = await asyncpg.connect(database_url)
     await connection.execute("UPDATE terrain.managers SET active = false")
     await connection.execute(
@@ -46,6 +46,8 @@ async def directory(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     try:
         yield connection
     finally:
+        # Leave no active manager behind: later tests count a market's managers.
+        await connection.execute("UPDATE terrain.managers SET active = false")
         await connection.close()
 
 

@@ -61,9 +61,15 @@ async def test_managers_add_import_list_deactivate(
             "SELECT sms_sealed, timezone, active FROM terrain.managers WHERE manager_id = $1",
             manager_id,
         )
-        names = await connection.fetch("SELECT name FROM terrain.managers WHERE market = 'GN'")
+        names = await connection.fetch(
+            "SELECT name FROM terrain.managers WHERE name IN ('Ok', 'Bad')"
+        )
+        # Leave no active manager behind: later tests count a market's managers.
+        await connection.execute(
+            "UPDATE terrain.managers SET active = false WHERE name IN ('Oumar', 'Karim')"
+        )
         karim = await connection.fetchrow(
-            "SELECT manager_id, sms_sealed, level FROM terrain.managers WHERE name = 'Karim'"
+            "SELECT manager_id, sms_sealed FROM terrain.managers WHERE name = 'Karim' AND level = 3"
         )
     finally:
         await connection.close()
