@@ -12,6 +12,7 @@ import contextlib
 import logging
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream import BaseMiddleware
@@ -48,6 +49,29 @@ def make_broker(
         logger=logging.getLogger(f"terrain.{client_id}.broker"),
         **options,
     )
+
+
+def make_producer(settings: TerrainSettings, *, client_id: str) -> AIOKafkaProducer:
+    """A bare durable producer (acks=all, idempotent) for hot paths that publish many
+    records per request: FastStream's per-message middleware chain cost ingest a third of
+    its CPU. Callers put the trace context in the headers themselves."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        request_timeout_ms=10_000,
+    )
+
+
+async def kafka_reachable(producer: AIOKafkaProducer, timeout_s: float) -> bool:
+    """True when the cluster answers a metadata request within the timeout."""
+    try:
+        await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout=timeout_s)
+    except Exception:
+        return False
+    return True
 
 
 def topic_configs(spec: TopicSpec, replication_factor: int) -> dict[str, str]:

@@ -16,13 +16,14 @@ from ingest.handlers import IngestRuntime, router
 from ingest.logic import Device
 from ingest.observability import RequestMetrics
 from ingest.openapi import build_openapi
+from ingest.overload import LoadShedding
 from ingest.problems import Problem
 from ingest.ratelimit import RateLimiter
 from ingest.repository import find_active_device
 from ingest.settings import IngestSettings
 from terrain_contracts.topics import SUBMISSIONS_RAW
 from terrain_runtime.db import create_pool
-from terrain_runtime.kafka import make_broker
+from terrain_runtime.kafka import make_producer
 from terrain_runtime.telemetry import setup_tracing
 
 SERVICE = "ingest"
@@ -35,9 +36,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        broker = make_broker(
-            settings, client_id=f"terrain-{SERVICE}", tracer_provider=tracer_provider
-        )
+        producer = make_producer(settings, client_id=f"terrain-{SERVICE}")
         pool = await create_pool(
             settings.database_url.get_secret_value(),
             min_size=settings.db_pool_min,
@@ -47,10 +46,10 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         async def lookup(token: str) -> Device | None:
             return await find_active_device(connection=pool, token=token)
 
-        await broker.start()
+        await producer.start()
         app.state.runtime = IngestRuntime(
             settings=settings,
-            broker=broker,
+            producer=producer,
             devices=DeviceDirectory(lookup, ttl_s=settings.device_cache_ttl_s),
             limiter=RateLimiter(
                 per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
@@ -63,7 +62,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             yield
         finally:
             # Uvicorn has drained in-flight requests by now: every 2xx already has its ack.
-            await broker.stop()
+            await producer.stop()  # flushes what is in flight
             await pool.close()
             tracer_provider.shutdown()
 
@@ -72,12 +71,16 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         version=__version__,
         description="The field app's API: one door in, durable before 2xx, strict with bad input.",
         lifespan=lifespan,
+        # FastAPI's native telemetry would add a second request span and duplicate our
+        # metrics; the instrumentor below is configured with our provider and exclusions.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.include_router(router)
     FastAPIInstrumentor.instrument_app(
         app, tracer_provider=tracer_provider, excluded_urls="healthz,readyz,metrics"
     )
     app.mount("/metrics", make_asgi_app())
+    app.add_middleware(LoadShedding, max_in_flight=settings.max_in_flight)
     app.add_middleware(RequestMetrics)
 
     @app.exception_handler(Problem)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from ingest.logic import FieldError
 from ingest.problems import Problem
@@ -35,11 +35,15 @@ async def read_json(request: Request, *, limit: int) -> Any:
     # instead of being read whole into memory.
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Nobody will read the answer; a 4xx keeps it out of the server-error figures.
+        raise Problem(400, "The client went away mid-body", code="client-disconnected") from None
     raw = b"".join(chunks)
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)

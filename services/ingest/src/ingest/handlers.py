@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from faststream.kafka import KafkaBroker
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
@@ -31,12 +31,14 @@ from ingest.ratelimit import RateLimiter
 from ingest.settings import IngestSettings
 from terrain_contracts.messages import SubmissionReceivedV1
 from terrain_contracts.topics import SUBMISSIONS_RAW
+from terrain_runtime.kafka import kafka_reachable
 from terrain_runtime.metrics import (
     KAFKA_PUBLISH_DURATION,
     KAFKA_PUBLISH_FAILURES,
     SUBMISSIONS_RECEIVED,
 )
 from terrain_runtime.privacy import Pseudonymiser, Sealer
+from terrain_runtime.tracing import headers_for
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -48,7 +50,7 @@ class IngestRuntime:
     """Everything a request needs, created once in the lifespan."""
 
     settings: IngestSettings
-    broker: KafkaBroker
+    producer: AIOKafkaProducer
     devices: DeviceDirectory
     limiter: RateLimiter
     pseudonymiser: Pseudonymiser
@@ -119,16 +121,16 @@ async def publish(runtime: IngestRuntime, envelopes: list[SubmissionReceivedV1])
     async def send_all() -> None:
         pending = []
         for envelope, span in zip(envelopes, spans, strict=True):
-            with trace.use_span(span, end_on_exit=False):
-                pending.append(
-                    await runtime.broker.publish(
-                        envelope.model_dump_json().encode(),
-                        runtime.raw_topic,
-                        key=str(envelope.submission_id).encode(),
-                        headers={"content-type": "application/json"},
-                        no_confirm=True,
-                    )
+            headers = [("content-type", b"application/json")]
+            headers += [(k, v.encode()) for k, v in headers_for(span).items()]
+            pending.append(
+                await runtime.producer.send(
+                    runtime.raw_topic,
+                    envelope.model_dump_json().encode(),
+                    key=str(envelope.submission_id).encode(),
+                    headers=headers,
                 )
+            )
         try:
             await asyncio.gather(*pending)
         finally:
@@ -257,7 +259,7 @@ async def healthz() -> dict[str, str]:
 )
 async def readyz(request: Request) -> JSONResponse:
     runtime = runtime_of(request)
-    ok = await runtime.broker.ping(timeout=2.0)
+    ok = await kafka_reachable(runtime.producer, timeout_s=2.0)
     return JSONResponse(
         {"status": "ready" if ok else "kafka unreachable"}, status_code=200 if ok else 503
     )

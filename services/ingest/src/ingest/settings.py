@@ -25,3 +25,6 @@ class IngestSettings(TerrainSettings):
         default=600, description="Requests per device per minute before a 429."
     )
     rate_limit_burst: int = 120
+    max_in_flight: int = Field(
+        default=256, description="Requests in flight before ingest sheds load with a 503."
+    )
