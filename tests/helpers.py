@@ -213,3 +213,28 @@ class OtlpReceiver:
     def __exit__(self, *_: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+@contextlib.asynccontextmanager
+async def country_managers(database_url: str, sink: WebhookSink) -> AsyncIterator[list[Any]]:
+    """A level-1 manager per market whose webhook is ``sink``; deactivated afterwards so the
+    next test's expectations are not inflated by managers whose inbox is gone."""
+    from notify.repository import add_manager
+    from terrain_contracts.markets import Market
+
+    connection = await asyncpg.connect(database_url)
+    ids: list[Any] = []
+    try:
+        for market in Market:
+            ids.append(
+                await add_manager(
+                    connection=connection, market=market.value, name=f"CM {market.value}",
+                    role="country_manager", webhook_url=sink.url(f"/{market.value}"),
+                )
+            )  # fmt: skip
+        yield ids
+    finally:
+        await connection.execute(
+            "UPDATE terrain.managers SET active = false WHERE manager_id = ANY($1::uuid[])", ids
+        )
+        await connection.close()

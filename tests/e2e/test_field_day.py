@@ -8,13 +8,11 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from notify.repository import add_manager
-from terrain_contracts.markets import Market
 from terrain_simulator.generator import DayOptions
 from terrain_simulator.report import build_report
 from terrain_simulator.simulate import simulate
 from tests.e2e.conftest import Stack
-from tests.helpers import WebhookSink
+from tests.helpers import WebhookSink, country_managers
 
 
 async def test_a_small_field_day_keeps_every_promise(stack: Stack, database_url: str) -> None:
@@ -23,21 +21,16 @@ async def test_a_small_field_day_keeps_every_promise(stack: Stack, database_url:
     with WebhookSink() as sink:
         connection = await asyncpg.connect(database_url)
         try:
-            for market in Market:
-                await add_manager(
-                    connection=connection,
-                    market=market.value,
-                    name=f"CM {market.value}",
-                    role="country_manager",
-                    webhook_url=sink.url(f"/{market.value}"),
+            async with country_managers(database_url, sink):
+                result = await simulate(
+                    database_url=database_url,
+                    ingest_url=stack.ingest_url,
+                    options=DayOptions(
+                        visits=250, seed=11, campaign_id=campaign, invalid_share=0.05
+                    ),
+                    concurrency=8,
+                    settle_s=60,
                 )
-            result = await simulate(
-                database_url=database_url,
-                ingest_url=stack.ingest_url,
-                options=DayOptions(visits=250, seed=11, campaign_id=campaign, invalid_share=0.05),
-                concurrency=8,
-                settle_s=60,
-            )
             report = await build_report(connection, campaign=campaign, since=started)
         finally:
             await connection.close()

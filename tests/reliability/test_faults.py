@@ -14,13 +14,11 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from notify.repository import add_manager
-from terrain_contracts.markets import Market
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED, SUBMISSIONS_RAW
 from terrain_simulator.generator import DayOptions
 from terrain_simulator.simulate import SimulationResult, simulate
 from tests.e2e.conftest import Stack
-from tests.helpers import WebhookSink, produce
+from tests.helpers import WebhookSink, country_managers, produce
 
 Fault = Callable[[Stack], Awaitable[None]]
 
@@ -35,25 +33,14 @@ async def run_day(
     fault_after_s: float = 1.5,
 ) -> SimulationResult:
     with WebhookSink() as sink:
-        connection = await asyncpg.connect(database_url)
-        try:
-            for market in Market:
-                await add_manager(
-                    connection=connection,
-                    market=market.value,
-                    name=f"CM {market.value}",
-                    role="country_manager",
-                    webhook_url=sink.url(f"/{market.value}"),
-                )
-        finally:
-            await connection.close()
-        day = asyncio.create_task(
-            simulate(database_url=database_url, ingest_url=stack.ingest_url, options=options,
-                     rate=rate, concurrency=8, settle_s=90)
-        )  # fmt: skip
-        await asyncio.sleep(fault_after_s)
-        await fault(stack)
-        result = await day
+        async with country_managers(database_url, sink):
+            day = asyncio.create_task(
+                simulate(database_url=database_url, ingest_url=stack.ingest_url, options=options,
+                         rate=rate, concurrency=8, settle_s=90)
+            )  # fmt: skip
+            await asyncio.sleep(fault_after_s)
+            await fault(stack)
+            result = await day
     assert result.verdict.ok, result.verdict.problems[:10]
     assert_no_phone_numbers_in_logs(stack, result)
     return result
