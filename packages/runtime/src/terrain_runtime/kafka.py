@@ -12,7 +12,7 @@ import contextlib
 import logging
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream import BaseMiddleware
@@ -21,6 +21,7 @@ from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from opentelemetry.trace import TracerProvider
 
 from terrain_contracts.topics import TOPICS, TopicSpec
+from terrain_runtime.metrics import CONSUMER_LAG
 from terrain_runtime.settings import TerrainSettings
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,28 @@ async def kafka_reachable(producer: AIOKafkaProducer, timeout_s: float) -> bool:
     except Exception:
         return False
     return True
+
+
+def observe_lag(consumer: Any, records: Any, service: str) -> None:
+    """Set the lag gauge of each partition in a batch: records the broker has beyond the
+    last one this batch handled (read from the consumer's fetch metadata, no request)."""
+    last: dict[tuple[str, int], int] = {}
+    for record in records:
+        key = (record.topic, record.partition)
+        last[key] = max(last.get(key, -1), record.offset)
+    for (topic, partition), offset in last.items():
+        highwater = consumer.highwater(TopicPartition(topic, partition))
+        if highwater is not None:
+            lag = max(0, highwater - offset - 1)
+            CONSUMER_LAG.labels(service, topic_id(topic), str(partition)).set(lag)
+
+
+def topic_id(name: str) -> str:
+    """The registry id of a (namespaced) topic name: bounded metric labels."""
+    for spec in TOPICS:
+        if name.endswith(spec.name()):
+            return spec.id
+    return "other"
 
 
 def topic_configs(spec: TopicSpec, replication_factor: int) -> dict[str, str]:

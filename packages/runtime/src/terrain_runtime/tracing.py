@@ -27,6 +27,16 @@ def context_from_headers(headers: Iterable[tuple[str, bytes]]) -> otel_context.C
     return extract(carrier)
 
 
+def trace_id_of(headers: Iterable[tuple[str, bytes]]) -> str | None:
+    """The trace id a record belongs to (from its W3C traceparent), for `terrain trace`."""
+    for key, value in headers:
+        if key == "traceparent":
+            parts = value.decode("latin-1").split("-")
+            if len(parts) == 4 and len(parts[1]) == 32:
+                return parts[1]
+    return None
+
+
 def headers_for(span: Span) -> dict[str, str]:
     """W3C headers that make a message, or an outbox row, continue ``span``'s trace."""
     carrier: dict[str, str] = {}

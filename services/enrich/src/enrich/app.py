@@ -20,7 +20,8 @@ from enrich.settings import EnrichSettings
 from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED, SUBMISSIONS_RAW
 from terrain_runtime.db import create_pool
 from terrain_runtime.dlq import DeadLetterBudget, DeadLetterLimitExceeded, SourceRecord
-from terrain_runtime.kafka import make_broker
+from terrain_runtime.kafka import make_broker, observe_lag
+from terrain_runtime.metrics import BATCH_DURATION
 from terrain_runtime.telemetry import setup_tracing
 
 log = logging.getLogger(__name__)
@@ -52,11 +53,13 @@ def create_app(settings: EnrichSettings | None = None) -> FastStream:
     )
     async def on_raw_submissions(message: KafkaMessage) -> None:
         records = [
-            SourceRecord(r.topic, r.partition, r.offset, r.key, r.value or b"")
+            SourceRecord(r.topic, r.partition, r.offset, r.key, r.value or b"", tuple(r.headers))
             for r in message.raw_message  # a tuple of ConsumerRecords for a batch subscriber
         ]
         try:
-            await process_batch(state["runtime"], records)
+            with BATCH_DURATION.labels(SERVICE, SUBMISSIONS_RAW.id).time():
+                await process_batch(state["runtime"], records)
+            observe_lag(message.consumer, message.raw_message, SERVICE)
         except DeadLetterLimitExceeded as error:
             log.critical("stopping the consumer: %s", error)
             app.exit()

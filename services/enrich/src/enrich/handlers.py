@@ -11,24 +11,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import asyncpg
 from faststream.kafka import KafkaBroker
+from opentelemetry import trace
 
 from enrich import __version__
 from enrich.geo import Gazetteer
-from enrich.logic import Decoded, Failed, decode, plan_batch
+from enrich.logic import Decoded, Failed, SubmissionRow, decode, plan_batch
 from enrich.repository import fetch_segment_histories, store_batch
 from enrich.segments import SegmentCache, SegmentRecord
 from enrich.settings import EnrichSettings
 from terrain_contracts.messages import SubmissionStoredV1
+from terrain_contracts.topics import SUBMISSIONS_RAW
 from terrain_runtime.db import Connection
 from terrain_runtime.dlq import DeadLetterBudget, SourceRecord, dead_letter
+from terrain_runtime.metrics import DEAD_LETTERS, RECORDS_PROCESSED
+from terrain_runtime.metrics import END_TO_END_LATENCY as STORE_LATENCY
+from terrain_runtime.tracing import context_from_headers, submission_attributes
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("terrain.enrich")
 
 SERVICE = "enrich"
 T = TypeVar("T")
@@ -96,6 +104,35 @@ async def _segment_histories(
     return runtime.segments.histories(hashes)
 
 
+def _submission_spans(
+    row: SubmissionRow, duplicate: bool, started_ns: int, store_started_ns: int, store_ended_ns: int
+) -> trace.Span:
+    """The submission's own spans in its own trace: 'enrich submission' (open until its
+    enriched record is acknowledged) and, under it, its share of the batch's transaction."""
+    parent = context_from_headers(row.record.headers)
+    attributes = submission_attributes(
+        row.submission_id, row.received.submission.agent.market.value
+    )
+    span = _tracer.start_span(
+        "enrich submission", context=parent, start_time=started_ns, attributes=attributes
+    )
+    span.set_attribute("terrain.duplicate", duplicate)
+    store = _tracer.start_span(
+        "store submission",
+        context=trace.set_span_in_context(span),
+        kind=trace.SpanKind.CLIENT,
+        start_time=store_started_ns,
+        attributes={
+            **attributes,
+            "db.system": "postgresql",
+            "db.operation": "COPY + INSERT ON CONFLICT DO NOTHING",
+            "db.sql.table": "terrain.submissions",
+        },
+    )
+    store.end(end_time=store_ended_ns)
+    return span
+
+
 async def process_batch(runtime: EnrichRuntime, records: list[SourceRecord]) -> None:
     decoded: list[Decoded] = []
     failures: list[Failed] = []
@@ -105,11 +142,13 @@ async def process_batch(runtime: EnrichRuntime, records: list[SourceRecord]) -> 
             failures.append(outcome)
         else:
             decoded.append(outcome)
+    started_ns = time.time_ns()
     rows, in_batch_conflicts = plan_batch(
         decoded,
         gazetteer=runtime.gazetteer,
         segment_histories=await _segment_histories(runtime, decoded),
     )
+    store_started_ns = time.time_ns()
     stored, all_failures = await _with_db_retry(
         runtime,
         lambda connection: store_batch(
@@ -121,7 +160,10 @@ async def process_batch(runtime: EnrichRuntime, records: list[SourceRecord]) -> 
         ),
     )
 
+    store_ended_ns = time.time_ns()
     for failure in all_failures:
+        DEAD_LETTERS.labels(SERVICE, failure.reason.value).inc()
+        RECORDS_PROCESSED.labels(SERVICE, SUBMISSIONS_RAW.id, "failed").inc()
         log.warning(
             "dead letter: %s at %s/%d/%d",
             failure.reason.value,
@@ -133,8 +175,17 @@ async def process_batch(runtime: EnrichRuntime, records: list[SourceRecord]) -> 
     # commit. A crash in between re-publishes on redelivery (notify deduplicates).
     by_id = {row.submission_id: row for row in rows}
     pending = []
+    spans = []
+    now = datetime.now(UTC)
     for item in stored:
         row = by_id[item.submission_id]
+        RECORDS_PROCESSED.labels(
+            SERVICE, SUBMISSIONS_RAW.id, "duplicate" if item.duplicate else "stored"
+        ).inc()
+        if not item.duplicate:
+            STORE_LATENCY.labels(SERVICE).observe((now - row.received.received_at).total_seconds())
+        span = _submission_spans(row, item.duplicate, started_ns, store_started_ns, store_ended_ns)
+        spans.append(span)
         message = SubmissionStoredV1(
             submission_id=item.submission_id,
             market=row.received.submission.agent.market,
@@ -143,15 +194,17 @@ async def process_batch(runtime: EnrichRuntime, records: list[SourceRecord]) -> 
             enrichment=row.enrichment,
             submission=row.received.submission,
         )
-        pending.append(
-            await runtime.broker.publish(
-                message.model_dump_json().encode(),
-                runtime.enriched_topic,
-                key=str(item.submission_id).encode(),
-                headers={"content-type": "application/json"},
-                no_confirm=True,
+        # Published inside the submission's span: the enriched record carries its trace on.
+        with trace.use_span(span, end_on_exit=False):
+            pending.append(
+                await runtime.broker.publish(
+                    message.model_dump_json().encode(),
+                    runtime.enriched_topic,
+                    key=str(item.submission_id).encode(),
+                    headers={"content-type": "application/json"},
+                    no_confirm=True,
+                )
             )
-        )
     for failure in all_failures:
         letter = dead_letter(
             failure.record,
@@ -171,7 +224,11 @@ async def process_batch(runtime: EnrichRuntime, records: list[SourceRecord]) -> 
                 no_confirm=True,
             )
         )
-    await asyncio.gather(*pending)
+    try:
+        await asyncio.gather(*pending)
+    finally:
+        for span in spans:
+            span.end()
     # Checked last so that what is stored is also published before the consumer stops.
     failed_records = {(f.record.partition, f.record.offset) for f in all_failures}
     for record in records:

@@ -17,6 +17,7 @@ from uuid import UUID
 from enrich.logic import Failed, SubmissionRow, conflict
 from enrich.segments import SegmentRecord
 from terrain_runtime.db import Connection
+from terrain_runtime.tracing import trace_id_of
 
 _COLUMNS = (
     "submission_id", "payload_sha256", "campaign_id", "agent_market", "agent_employee_id",
@@ -24,7 +25,7 @@ _COLUMNS = (
     "msisdn_hash", "topics", "satisfaction", "nps", "urgent", "verbatim", "language", "lat",
     "lon", "app_version", "enrichment", "submission", "source_partition", "source_offset",
     "country_code", "region", "city", "h3_cell", "outside_market", "segment", "value_tier",
-    "signals",
+    "signals", "trace_id",
 )  # fmt: skip
 _COLUMN_LIST = ", ".join(_COLUMNS)
 
@@ -61,9 +62,10 @@ LEFT JOIN terrain.submissions existing
 _FAILED = """
 INSERT INTO terrain.failed_submissions (
     service, service_version, reason, detail, source_topic, source_partition, source_offset,
-    submission_id, payload, payload_sha256, existing_payload_sha256)
+    submission_id, payload, payload_sha256, existing_payload_sha256, trace_id)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
-                     $7::bigint[], $8::uuid[], $9::bytea[], $10::text[], $11::text[])
+                     $7::bigint[], $8::uuid[], $9::bytea[], $10::text[], $11::text[],
+                     $12::text[])
 ON CONFLICT (source_topic, source_partition, source_offset, reason) DO NOTHING
 """
 
@@ -114,6 +116,7 @@ def _record(row: SubmissionRow) -> tuple[object, ...]:
         segment.segment,
         segment.value_tier,
         row.enrichment.signals,
+        trace_id_of(row.record.headers),
         row.sealed_msisdn(),
     )
 
@@ -170,6 +173,7 @@ def _failure_columns(
         [f.record.value for f in failures],
         [hashlib.sha256(f.record.value).hexdigest() for f in failures],
         [f.existing_payload_sha256 for f in failures],
+        [trace_id_of(f.record.headers) for f in failures],
     ]
 
 
