@@ -103,8 +103,6 @@ class Metric:
 
 # See the module docstring: proposals for metrics that do not exist yet. Shrinks to nothing.
 PROPOSED_METRICS = [
-    Metric("terrain_alerts", "counter", frozenset({"market", "severity", "channel"})),
-    Metric("terrain_alert_acknowledgement_seconds", "histogram", frozenset({"severity"})),
     Metric("terrain_campaign_day", "gauge", frozenset({"market"})),
 ]
 # Labels Prometheus adds to every scraped series.

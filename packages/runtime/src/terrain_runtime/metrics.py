@@ -70,3 +70,36 @@ END_TO_END_LATENCY = Histogram(
     ["service"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
+
+# --- notify ------------------------------------------------------------------------------
+ALERT_LATENCY = Histogram(
+    "terrain_alert_latency_seconds",
+    "From ingest's received_at to the alert's delivery on all its channels: the promise "
+    "that an urgent complaint reaches its managers in seconds.",
+    ["severity"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+ALERT_DELIVERY_ATTEMPTS = Counter(
+    "terrain_alert_delivery_attempts_total",
+    "Delivery attempts by channel and outcome (ok, retry, failed): a channel that is down.",
+    ["channel", "outcome"],
+)
+ALERTS_SENT = Counter(
+    "terrain_alerts",
+    "Alerts sent to country managers, by market, severity and channel: one per alert and"
+    " channel delivered.",
+    ["market", "severity", "channel"],
+)
+ALERTS_ESCALATED = Counter(
+    "terrain_alerts_escalated_total", "Alerts not acknowledged within their SLA.", ["severity"]
+)
+ALERTS_HELD = Counter(
+    "terrain_alerts_held_total", "P2 alerts over a manager's throttle, held for a digest."
+)
+ALERT_ACKNOWLEDGEMENT = Histogram(
+    "terrain_alert_acknowledgement_seconds",
+    "From an alert's delivery to a manager's acknowledgement: how long urgent complaints wait"
+    " for a human.",
+    ["severity"],
+    buckets=(30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400),
+)

@@ -36,7 +36,8 @@ from terrain_contracts.messages import DeadLetterV1
 from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED
 from terrain_runtime.db import create_pool
 from terrain_runtime.dlq import SourceRecord
-from terrain_runtime.kafka import make_broker
+from terrain_runtime.kafka import make_broker, observe_lag
+from terrain_runtime.metrics import BATCH_DURATION
 from terrain_runtime.telemetry import setup_tracing
 
 
@@ -128,10 +129,12 @@ def create_app(
     )
     async def on_stored_submissions(message: KafkaMessage) -> None:
         records = [
-            SourceRecord(r.topic, r.partition, r.offset, r.key, r.value or b"")
+            SourceRecord(r.topic, r.partition, r.offset, r.key, r.value or b"", tuple(r.headers))
             for r in message.raw_message
         ]
-        await process_batch(state["runtime"], records)
+        with BATCH_DURATION.labels(SERVICE, SUBMISSIONS_ENRICHED.id).time():
+            await process_batch(state["runtime"], records)
+        observe_lag(message.consumer, message.raw_message, SERVICE)
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import asyncpg
+from opentelemetry import trace
 
 from notify import __version__
 from notify.logic import decide
@@ -25,9 +26,18 @@ from terrain_contracts.messages import (
     SubmissionStoredV1,
     decode_stored_submission,
 )
+from terrain_contracts.topics import SUBMISSIONS_ENRICHED
 from terrain_runtime.dlq import SourceRecord, dead_letter
+from terrain_runtime.metrics import RECORDS_PROCESSED
+from terrain_runtime.tracing import (
+    context_from_headers,
+    headers_for,
+    span_in,
+    submission_attributes,
+)
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("terrain.notify")
 
 SERVICE = "notify"
 
@@ -97,7 +107,18 @@ async def process_batch(runtime: NotifyRuntime, records: list[SourceRecord]) -> 
                 )
             )
             continue
-        decision = decide(stored, runtime.ruleset)
+        with span_in(
+            _tracer,
+            "decide alerts",
+            context_from_headers(record.headers),
+            attributes=submission_attributes(stored.submission_id, stored.market.value),
+        ) as span:
+            decision = decide(stored, runtime.ruleset)
+            span.set_attribute("terrain.rule", decision.rule_id if decision else "none")
+            carrier = headers_for(span)
+        RECORDS_PROCESSED.labels(
+            SERVICE, SUBMISSIONS_ENRICHED.id, "alerted" if decision else "no_alert"
+        ).inc()
         if decision is None:
             continue
         alerts.append(
@@ -112,6 +133,7 @@ async def process_batch(runtime: NotifyRuntime, records: list[SourceRecord]) -> 
                     stored, decision.rule_id, decision.severity, list(decision.signals)
                 ),
                 ruleset_version=decision.ruleset_version,
+                trace_context=carrier,
             )
         )
     if letters and runtime.publish_dead_letters is not None:

@@ -20,12 +20,12 @@ Executor = asyncpg.Connection | asyncpg.Pool
 _RECORD_ALERTS = """
 INSERT INTO terrain.alerts
     (submission_id, manager_id, rule_id, severity, signals, market, received_at, payload,
-     ruleset_version)
+     ruleset_version, trace_context)
 SELECT d.submission_id, m.manager_id, d.rule_id, d.severity, d.signals, d.market,
-       d.received_at, d.payload, d.ruleset_version
+       d.received_at, d.payload, d.ruleset_version, d.trace_context
 FROM jsonb_to_recordset($1::jsonb) AS d(
     submission_id uuid, rule_id text, severity text, signals text[], market text,
-    received_at timestamptz, payload jsonb, ruleset_version text)
+    received_at timestamptz, payload jsonb, ruleset_version text, trace_context jsonb)
 JOIN terrain.managers m ON m.market = d.market AND m.level = 1 AND m.active
 ON CONFLICT (submission_id, manager_id, rule_id) DO NOTHING
 """
@@ -55,7 +55,7 @@ WHERE m.manager_id = a.manager_id
       FOR UPDATE SKIP LOCKED)
 RETURNING a.alert_id, a.submission_id, a.rule_id, a.severity, a.market, a.attempts,
           a.payload, a.received_at, a.channels_done, a.throttle_counted_at IS NOT NULL AS counted,
-          m.manager_id, m.webhook_url, m.email, m.sms_sealed, m.language
+          m.manager_id, m.webhook_url, m.email, m.sms_sealed, m.language, a.trace_context
 """
 
 
@@ -69,6 +69,7 @@ class AlertToRecord:
     received_at: datetime
     payload: dict[str, Any]
     ruleset_version: str
+    trace_context: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,8 @@ class DueAlert:
     email: str | None
     sms_sealed: str | None
     language: str
+    # W3C context of the submission's trace: deliveries are spans of that trace.
+    trace_context: dict[str, str] | None = None
 
 
 @asynccontextmanager
@@ -115,6 +118,7 @@ async def record_alerts(*, connection: Connection, alerts: list[AlertToRecord]) 
                 "received_at": a.received_at.isoformat(),
                 "payload": a.payload,
                 "ruleset_version": a.ruleset_version,
+                "trace_context": a.trace_context,
             }
             for a in alerts
         ],
@@ -152,6 +156,7 @@ async def claim_due(
             email=row["email"],
             sms_sealed=row["sms_sealed"],
             language=row["language"],
+            trace_context=json.loads(row["trace_context"]) if row["trace_context"] else None,
         )
         for row in rows
     ]
@@ -420,21 +425,36 @@ async def sealed_customer_number(*, connection: Executor, submission_id: UUID) -
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class Acknowledged:
+    severity: str
+    # Set only for the first acknowledgement of a delivered alert: its time to acknowledge.
+    waited_s: float | None
+
+
 async def acknowledge(
     *, connection: Executor, alert_id: UUID, manager_id: UUID, note: str | None, now: datetime
-) -> bool:
-    status: str = await connection.execute(
-        """UPDATE terrain.alerts
-           SET acknowledged_at = coalesce(acknowledged_at, $3),
-               acknowledged_by = coalesce(acknowledged_by, $2),
-               acknowledgement_note = coalesce($4, acknowledgement_note)
-           WHERE alert_id = $1 AND manager_id = $2""",
+) -> Acknowledged | None:
+    row = await connection.fetchrow(
+        """UPDATE terrain.alerts a
+           SET acknowledged_at = coalesce(a.acknowledged_at, $3),
+               acknowledged_by = coalesce(a.acknowledged_by, $2),
+               acknowledgement_note = coalesce($4, a.acknowledgement_note)
+           FROM (SELECT alert_id, acknowledged_at FROM terrain.alerts
+                 WHERE alert_id = $1 FOR UPDATE) before
+           WHERE a.alert_id = before.alert_id AND a.manager_id = $2
+           RETURNING a.severity,
+                     CASE WHEN before.acknowledged_at IS NULL AND a.delivered_at IS NOT NULL
+                          THEN extract(epoch FROM $3 - a.delivered_at) END AS waited_s""",
         alert_id,
         manager_id,
         now,
         note,
     )
-    return status.endswith(" 1")
+    if row is None:
+        return None
+    waited = row["waited_s"]
+    return Acknowledged(row["severity"], float(waited) if waited is not None else None)
 
 
 async def resolve(

@@ -21,15 +21,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from opentelemetry import trace
 
 from notify.channels import Channel, DeliveryFailed, Recipient
 from notify.logic import ack_link
-from notify.metrics import ALERT_DELIVERY_ATTEMPTS, ALERT_LATENCY, ALERTS_HELD
+from notify.metrics import ALERT_DELIVERY_ATTEMPTS, ALERT_LATENCY, ALERTS_HELD, ALERTS_SENT
 from notify.repository import ChannelResult, DueAlert, admit_p2, claim_due, record_delivery
 from notify.settings import NotifySettings
 from terrain_runtime.privacy import Sealer, SealingError
+from terrain_runtime.tracing import context_from_carrier, span_in, submission_attributes
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("terrain.notify")
 
 DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 # SMS wakes people up: only P1 goes there. Digests are P2 by nature.
@@ -180,7 +183,18 @@ class Sender:
             )
             return
         body = self._body(alert)
-        outcomes = await asyncio.gather(*(self._try(c, recipient, body) for c in todo))
+        with span_in(
+            _tracer,
+            "deliver alert",
+            context_from_carrier(alert.trace_context),
+            attributes={
+                **submission_attributes(alert.submission_id, alert.market),
+                "terrain.alert_id": str(alert.alert_id),
+                "terrain.severity": alert.severity,
+                "terrain.attempt": str(alert.attempt),
+            },
+        ):
+            outcomes = await asyncio.gather(*(self._try(c, recipient, body) for c in todo))
         results = [r for r, _ in outcomes]
         transient = any(not r.ok and not permanent for r, permanent in outcomes)
         any_ok = bool(alert.channels_done) or any(r.ok for r in results)
@@ -196,6 +210,8 @@ class Sender:
                 "ok" if r.ok else ("retry" if outcome == "retry" and not permanent else "failed")
             )
             ALERT_DELIVERY_ATTEMPTS.labels(r.channel, label).inc()
+            if r.ok:
+                ALERTS_SENT.labels(alert.market, alert.severity, r.channel).inc()
         delivered_at = await record_delivery(
             connection=self._pool,
             alert_id=alert.alert_id,
@@ -211,11 +227,16 @@ class Sender:
     async def _try(
         self, channel: Channel, recipient: Recipient, body: dict[str, Any]
     ) -> tuple[ChannelResult, bool]:
-        try:
-            detail = await channel.deliver(recipient, body)
-        except DeliveryFailed as failure:
-            return ChannelResult(channel.name, False, str(failure)), failure.permanent
-        return ChannelResult(channel.name, True, detail), False
+        with _tracer.start_as_current_span(
+            f"deliver {channel.name}", kind=trace.SpanKind.CLIENT,
+            attributes={"terrain.channel": channel.name},
+        ) as span:  # fmt: skip
+            try:
+                detail = await channel.deliver(recipient, body)
+            except DeliveryFailed as failure:
+                span.set_status(trace.Status(trace.StatusCode.ERROR, str(failure)[:200]))
+                return ChannelResult(channel.name, False, str(failure)), failure.permanent
+            return ChannelResult(channel.name, True, detail), False
 
 
 async def every(

@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from notify.logic import AckLink, link_is_valid
 from notify.messages import labels
+from notify.metrics import ALERT_ACKNOWLEDGEMENT
 from notify.repository import (
     acknowledge,
     alert_for_manager,
@@ -148,13 +149,18 @@ def create_web_app(
         note = (values.get("note") or "").strip()[:2000] or None
         action = values.get("action")
         if action == "acknowledge":
-            done = await acknowledge(
+            acknowledged = await acknowledge(
                 connection=pool,
                 alert_id=link.alert_id,
                 manager_id=link.manager_id,
                 note=note,
                 now=now(),
             )
+            if acknowledged is not None and acknowledged.waited_s is not None:
+                ALERT_ACKNOWLEDGEMENT.labels(acknowledged.severity).observe(
+                    max(acknowledged.waited_s, 0.0)
+                )
+            done = acknowledged is not None
         elif action == "resolve":
             done = await resolve(
                 connection=pool,
