@@ -40,3 +40,9 @@ docs: bootstrap  ## regenerate JSON Schemas, AsyncAPI and OpenAPI in docs/contra
 .PHONY: bench
 bench: bootstrap  ## benchmarks against raw limits measured in the same run (bench/README.md)
 	@DATABASE_URL="$$(deploy/local/postgres.sh url)" uv run --frozen python -m bench.ingest
+	@DATABASE_URL="$$(deploy/local/postgres.sh url)" uv run --frozen python -m bench.enrich_store
+	@DATABASE_URL="$$(deploy/local/postgres.sh url)" uv run --frozen python -m bench.notify_latency
+
+.PHONY: soak
+soak: bootstrap  ## the long versions: 2,000 fuzz cases per operation, then the fault scenarios
+	@TERRAIN_FUZZ_EXAMPLES=2000 bash scripts/test.sh tests/integration/test_ingest_fuzz.py tests/reliability

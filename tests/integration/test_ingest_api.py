@@ -297,3 +297,41 @@ async def test_metrics_count_requests_and_outcomes(
     )
     assert 'terrain_submissions_received_total{market="SN",outcome="accepted"}' in text
     assert "terrain_kafka_publish_duration_seconds_bucket" in text
+
+
+async def test_a_100_mb_body_is_refused_without_being_read(
+    client: httpx.AsyncClient, device_token: str
+) -> None:
+    produced = 0
+
+    async def flood() -> AsyncIterator[bytes]:
+        nonlocal produced
+        chunk = b"x" * (1024 * 1024)
+        for _ in range(100):
+            produced += len(chunk)
+            yield chunk
+
+    response = await client.post(
+        "/v1/submissions/batch",
+        content=flood(),
+        headers=auth(device_token) | {"content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert produced < 20 * 1024 * 1024  # stopped near the 5 MB limit, not after 100 MB
+    declared = await client.post(
+        "/v1/submissions",
+        content=b"{}",
+        headers=auth(device_token)
+        | {"content-type": "application/json", "content-length": str(100 * 1024 * 1024)},
+    )
+    assert declared.status_code == 413
+
+
+async def test_thousands_of_topics_is_a_422(
+    client: httpx.AsyncClient, device_token: str, brief_example: dict[str, Any]
+) -> None:
+    # 10,000 is over the body limit (413); 5,000 fits and breaks the contract.
+    brief_example["feedback"]["topics"] = ["billing"] * 5_000
+    response = await client.post("/v1/submissions", json=brief_example, headers=auth(device_token))
+    assert response.status_code == 422
+    assert "feedback.topics" in [e["field"] for e in response.json()["errors"]]

@@ -6,6 +6,8 @@ its market's managers — and no phone number appears in any service's output.""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import re
 import signal
 from collections.abc import Awaitable, Callable
@@ -17,7 +19,7 @@ import pytest
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED, SUBMISSIONS_RAW
 from terrain_simulator.generator import DayOptions
 from terrain_simulator.simulate import SimulationResult, simulate
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import LOG_DIR, Stack
 from tests.helpers import WebhookSink, country_managers, produce
 
 Fault = Callable[[Stack], Awaitable[None]]
@@ -41,9 +43,32 @@ async def run_day(
             await asyncio.sleep(fault_after_s)
             await fault(stack)
             result = await day
+    record_result(options, rate, result)
     assert result.verdict.ok, result.verdict.problems[:10]
     assert_no_phone_numbers_in_logs(stack, result)
     return result
+
+
+def record_result(options: DayOptions, rate: float, result: SimulationResult) -> None:
+    """One line per scenario, for docs/RELIABILITY.md (see scripts/reliability_table.py)."""
+    total = result.verdict.total()
+    row = {
+        "scenario": os.environ.get("PYTEST_CURRENT_TEST", "?").split("::")[-1].split(" ")[0],
+        "visits": options.visits,
+        "rate": rate or "max",
+        "requests": result.sender.stats.requests,
+        "accepted": total.accepted,
+        "rejected": total.rejected,
+        "stored": total.stored,
+        "lost": total.missing + total.failed,
+        "alerts_expected": total.alerts_expected,
+        "alerts_delivered": total.alerts_delivered,
+        "alerts_duplicated": total.alerts_duplicated + total.alerts_wrong_market,
+        "ok": result.verdict.ok,
+    }
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    with (LOG_DIR / "reliability.jsonl").open("a") as out:
+        out.write(json.dumps(row) + "\n")
 
 
 def assert_no_phone_numbers_in_logs(stack: Stack, result: SimulationResult) -> None:
