@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -18,9 +19,11 @@ from aiokafka.errors import TopicAlreadyExistsError
 from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.middlewares import AckPolicy
 from opentelemetry.trace import TracerProvider
 
 from terrain_contracts.topics import TOPICS, TopicSpec
+from terrain_runtime.dlq import SourceRecord
 from terrain_runtime.metrics import CONSUMER_LAG
 from terrain_runtime.settings import TerrainSettings
 
@@ -179,3 +182,36 @@ class _ErrorBackoffMiddleware(BaseMiddleware):
             raise
         self.policy.consecutive_failures = 0
         return result
+
+
+async def keep_bytes(message: Any) -> Any:
+    """Decoder that leaves decoding to the handler: a garbage record must become a dead
+    letter, not an exception in FastStream's JSON decoder that fails (and replays) the batch."""
+    return message.body
+
+
+def batch_subscriber(
+    broker: KafkaBroker, topic: str, *, group_id: str, max_records: int, timeout_ms: int
+) -> Callable[[Callable[[Any], Awaitable[None]]], Any]:
+    """The one way Terrain consumes: batches of raw bytes, offsets committed only after the
+    handler returns; on an exception the batch is rewound so nothing is committed past an
+    unprocessed record (and ErrorBackoff waits before it comes back)."""
+    subscriber: Callable[[Callable[[Any], Awaitable[None]]], Any] = broker.subscriber(
+        topic,
+        group_id=group_id,
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=timeout_ms,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=keep_bytes,
+    )
+    return subscriber
+
+
+def source_records(message: Any) -> list[SourceRecord]:
+    """The batch's ConsumerRecords, with their coordinates and headers, as plain values."""
+    return [
+        SourceRecord(r.topic, r.partition, r.offset, r.key, r.value or b"", tuple(r.headers))
+        for r in message.raw_message
+    ]

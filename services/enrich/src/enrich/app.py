@@ -6,12 +6,9 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
-from faststream.message import StreamMessage
-from faststream.middlewares import AckPolicy
 
 from enrich.geo import load_gazetteer
 from enrich.handlers import SERVICE, EnrichRuntime, process_batch
@@ -19,18 +16,12 @@ from enrich.segments import SegmentCache
 from enrich.settings import EnrichSettings
 from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED, SUBMISSIONS_RAW
 from terrain_runtime.db import create_pool
-from terrain_runtime.dlq import DeadLetterBudget, DeadLetterLimitExceeded, SourceRecord
-from terrain_runtime.kafka import make_broker, observe_lag
+from terrain_runtime.dlq import DeadLetterBudget, DeadLetterLimitExceeded
+from terrain_runtime.kafka import batch_subscriber, make_broker, observe_lag, source_records
 from terrain_runtime.metrics import BATCH_DURATION
 from terrain_runtime.telemetry import setup_tracing
 
 log = logging.getLogger(__name__)
-
-
-async def keep_bytes(message: StreamMessage[Any]) -> Any:
-    """Leave decoding to our handler: a garbage record must become a dead letter, not an
-    exception in FastStream's JSON decoder that would fail (and replay) the whole batch."""
-    return message.body
 
 
 def create_app(settings: EnrichSettings | None = None) -> FastStream:
@@ -39,23 +30,15 @@ def create_app(settings: EnrichSettings | None = None) -> FastStream:
     broker = make_broker(settings, client_id=f"terrain-{SERVICE}", tracer_provider=tracer_provider)
     state: dict[str, EnrichRuntime] = {}
 
-    @broker.subscriber(
+    @batch_subscriber(
+        broker,
         settings.topic(SUBMISSIONS_RAW),
         group_id=settings.group_id,
-        batch=True,
         max_records=settings.batch_max_records,
-        batch_timeout_ms=settings.batch_timeout_ms,
-        auto_offset_reset="earliest",
-        # Commit after the handler returns; on an exception rewind to the batch's first
-        # offsets so nothing is committed past an unstored record.
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=keep_bytes,
+        timeout_ms=settings.batch_timeout_ms,
     )
     async def on_raw_submissions(message: KafkaMessage) -> None:
-        records = [
-            SourceRecord(r.topic, r.partition, r.offset, r.key, r.value or b"", tuple(r.headers))
-            for r in message.raw_message  # a tuple of ConsumerRecords for a batch subscriber
-        ]
+        records = source_records(message)
         try:
             with BATCH_DURATION.labels(SERVICE, SUBMISSIONS_RAW.id).time():
                 await process_batch(state["runtime"], records)

@@ -9,14 +9,11 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import uvicorn
 from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
-from faststream.message import StreamMessage
-from faststream.middlewares import AckPolicy
 
 from notify.channels import (
     Channel,
@@ -35,14 +32,9 @@ from notify.web import create_web_app
 from terrain_contracts.messages import DeadLetterV1
 from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED
 from terrain_runtime.db import create_pool
-from terrain_runtime.dlq import SourceRecord
-from terrain_runtime.kafka import make_broker, observe_lag
+from terrain_runtime.kafka import batch_subscriber, make_broker, observe_lag, source_records
 from terrain_runtime.metrics import BATCH_DURATION
 from terrain_runtime.telemetry import setup_tracing
-
-
-async def keep_bytes(message: StreamMessage[Any]) -> Any:
-    return message.body
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -117,21 +109,15 @@ def create_app(
     state: dict[str, NotifyRuntime] = {}
     log = logging.getLogger(f"terrain.{SERVICE}")
 
-    @broker.subscriber(
+    @batch_subscriber(
+        broker,
         settings.topic(SUBMISSIONS_ENRICHED),
         group_id=settings.group_id,
-        batch=True,
         max_records=settings.batch_max_records,
-        batch_timeout_ms=settings.batch_timeout_ms,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=keep_bytes,
+        timeout_ms=settings.batch_timeout_ms,
     )
     async def on_stored_submissions(message: KafkaMessage) -> None:
-        records = [
-            SourceRecord(r.topic, r.partition, r.offset, r.key, r.value or b"", tuple(r.headers))
-            for r in message.raw_message
-        ]
+        records = source_records(message)
         with BATCH_DURATION.labels(SERVICE, SUBMISSIONS_ENRICHED.id).time():
             await process_batch(state["runtime"], records)
         observe_lag(message.consumer, message.raw_message, SERVICE)
