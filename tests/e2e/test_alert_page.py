@@ -14,6 +14,8 @@ import asyncpg
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 from ingest.repository import create_device
 from notify.logic import ack_link
@@ -66,9 +68,14 @@ def acknowledge_in_browser(url: str, tampered: str, expired: str) -> dict[str, s
             "state_before": driver.find_element(By.ID, "state").text,
             "phone": driver.find_element(By.ID, "phone").text,
         }
+        before = driver.find_element(By.ID, "state")
         driver.find_element(By.NAME, "note").send_keys("J'appelle le client.")
         driver.find_element(By.ID, "acknowledge").click()
-        seen["state_after"] = driver.find_element(By.ID, "state").text
+        # The form posts and the server redirects: wait for the new page, not the old one.
+        WebDriverWait(driver, 15).until(expected_conditions.staleness_of(before))
+        seen["state_after"] = (
+            WebDriverWait(driver, 15).until(lambda d: d.find_element(By.ID, "state")).text
+        )
         seen["buttons_after"] = ",".join(
             b.get_attribute("id") or "" for b in driver.find_elements(By.TAG_NAME, "button")
         )
