@@ -41,9 +41,13 @@ class Stack:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, service: str) -> None:
+        # "ENRICH__X=1" in the environment means X=1 for enrich alone (e.g. its metrics port).
+        prefix = f"{service.upper()}__"
+        env = {k: v for k, v in self.env.items() if "__" not in k or k.startswith("__")}
+        env |= {k.removeprefix(prefix): v for k, v in self.env.items() if k.startswith(prefix)}
         log = self.logs[service].open("ab")
         self.processes[service] = subprocess.Popen(
-            [sys.executable, "-m", service], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", service], env=env, stdout=log, stderr=subprocess.STDOUT
         )
 
     def stop(self, service: str) -> None:

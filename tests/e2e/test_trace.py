@@ -10,13 +10,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from ingest.repository import create_device
 from terrain_cli.main import app as cli
 from terrain_contracts.markets import Market
-from tests.e2e.conftest import Stack, post
+from tests.e2e.conftest import Stack, free_port, post
 from tests.factories import field_submission
 from tests.helpers import OtlpReceiver, WebhookSink, country_managers
 
@@ -29,9 +31,17 @@ def receiver() -> Iterator[OtlpReceiver]:
         yield running_receiver
 
 
+METRICS_PORTS = {"enrich": free_port(), "notify": free_port()}
+
+
 @pytest.fixture
 def stack_env(receiver: OtlpReceiver) -> dict[str, str]:
-    return {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "ENRICH__TERRAIN_METRICS_PORT": str(METRICS_PORTS["enrich"]),
+        "NOTIFY__TERRAIN_METRICS_PORT": str(METRICS_PORTS["notify"]),
+    }
 
 
 async def test_one_post_is_one_trace_from_request_to_webhook(
@@ -80,6 +90,32 @@ async def test_one_post_is_one_trace_from_request_to_webhook(
     assert "555 12 34" not in everything
     assert "221775551234" not in everything
     assert VERBATIM not in everything
+
+    # What the SREs' dashboards read is there after the run, with values.
+    async with httpx.AsyncClient(timeout=5) as http:
+        scraped = {"ingest": (await http.get(f"{stack.ingest_url}/metrics/")).text}
+        for service, port in METRICS_PORTS.items():
+            scraped[service] = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    expected: dict[str, list[tuple[str, dict[str, str]]]] = {
+        "ingest": [("terrain_http_requests_total", {}), ("terrain_submissions_received_total", {}),
+                   ("terrain_kafka_publish_duration_seconds_count", {})],
+        "enrich": [("terrain_records_processed_total", {"outcome": "stored"}),
+                   ("terrain_batch_duration_seconds_count", {}),
+                   ("terrain_submission_store_latency_seconds_count", {})],
+        "notify": [("terrain_records_processed_total", {"outcome": "alerted"}),
+                   ("terrain_alert_latency_seconds_count", {}), ("terrain_alerts_total", {}),
+                   ("terrain_alert_delivery_attempts_total", {"outcome": "ok"})],
+    }  # fmt: skip
+    for service, wanted in expected.items():
+        samples = [s for f in text_string_to_metric_families(scraped[service]) for s in f.samples]
+        for name, labels in wanted:
+            assert any(
+                s.name == name and s.value > 0 and labels.items() <= s.labels.items()
+                for s in samples
+            ), (service, name, labels)
+    lag = [s for f in text_string_to_metric_families(scraped["enrich"]) for s in f.samples
+           if s.name == "terrain_consumer_lag"]  # fmt: skip
+    assert lag, "enrich reports its lag per partition"
 
     result = await asyncio.to_thread(
         CliRunner().invoke, cli, ["trace", submission_id], env={"DATABASE_URL": database_url}
