@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -44,7 +45,8 @@ async def simulate(
     console: Console | None = None,
     settle_s: float = 120.0,
 ) -> SimulationResult:
-    console = console or Console()
+    # Logs and CI are not terminals: give the per-market table room instead of 80 columns.
+    console = console or (Console() if sys.stdout.isatty() else Console(width=140))
     connection = await asyncpg.connect(database_url)
     try:
         tokens = await ensure_devices(connection, f"simulator seed {options.seed}")
