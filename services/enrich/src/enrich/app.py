@@ -17,7 +17,13 @@ from enrich.settings import EnrichSettings
 from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED, SUBMISSIONS_RAW
 from terrain_runtime.db import create_pool
 from terrain_runtime.dlq import DeadLetterBudget, DeadLetterLimitExceeded
-from terrain_runtime.kafka import batch_subscriber, make_broker, observe_lag, source_records
+from terrain_runtime.kafka import (
+    batch_subscriber,
+    make_broker,
+    make_producer,
+    observe_lag,
+    source_records,
+)
 from terrain_runtime.metrics import BATCH_DURATION
 from terrain_runtime.telemetry import setup_tracing
 
@@ -57,9 +63,11 @@ def create_app(settings: EnrichSettings | None = None) -> FastStream:
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
         )
+        producer = make_producer(settings, client_id=f"terrain-{SERVICE}-producer")
+        await producer.start()
         state["runtime"] = EnrichRuntime(
             settings=settings,
-            broker=broker,
+            producer=producer,
             pool=pool,
             budget=DeadLetterBudget(
                 max_consecutive=settings.dlq_max_consecutive,
@@ -76,6 +84,8 @@ def create_app(settings: EnrichSettings | None = None) -> FastStream:
         try:
             yield
         finally:
+            # The broker (consumer) stopped before this: no batch is publishing any more.
+            await producer.stop()
             await pool.close()
             tracer_provider.shutdown()
 
