@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from uuid import uuid4
@@ -238,3 +239,37 @@ async def country_managers(database_url: str, sink: WebhookSink) -> AsyncIterato
             "UPDATE terrain.managers SET active = false WHERE manager_id = ANY($1::uuid[])", ids
         )
         await connection.close()
+
+
+# What is not a phone number but is made of digits: timestamps, UUIDs, hex digests
+# (pseudonyms), base64 (sealed numbers). Removed before looking for numbers in clear, so
+# the privacy scans do not match a number by chance inside them.
+_NOT_A_NUMBER = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[+-]\d{2}:?\d{2}|Z)?"
+    r"|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|[0-9a-fA-F]{16,}|[A-Za-z0-9+/]{24,}={0,2}"
+)
+
+
+def national_numbers(msisdns: dict[str, str]) -> set[str]:
+    """National significant numbers of {msisdn as sent: market}: what must never show."""
+    import phonenumbers
+
+    found = set()
+    for raw, market in msisdns.items():
+        try:
+            number = phonenumbers.parse(raw, market)
+        except phonenumbers.NumberParseException:
+            continue
+        national = phonenumbers.national_significant_number(number)
+        if len(national) >= 8:
+            found.add(national)
+    return found
+
+
+def phone_numbers_in(text: str, numbers: set[str]) -> set[str]:
+    """Which of ``numbers`` appear in ``text`` in clear, whatever the spacing or prefix."""
+    cleaned = _NOT_A_NUMBER.sub(" ", text)
+    cleaned = re.sub(r"(?<=\d)[ .\-()]+(?=\d)", "", cleaned)
+    runs = re.findall(r"\d{8,}", cleaned)
+    return {n for n in numbers if any(n in run for run in runs)}
