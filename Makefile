@@ -33,6 +33,7 @@ lint: bootstrap  ## ruff (lint + format) and mypy --strict
 	uv run --frozen ruff check .
 	uv run --frozen ruff format --check .
 	uv run --frozen mypy packages services tests
+	uv run --frozen bandit -q -c pyproject.toml -r packages services
 
 docs: bootstrap  ## regenerate JSON Schemas, AsyncAPI and OpenAPI in docs/contracts
 	uv run --frozen terrain contracts export
