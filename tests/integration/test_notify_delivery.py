@@ -17,7 +17,7 @@ import pytest
 from notify.app import create_app
 from notify.directory import ManagerSpec, store_managers
 from notify.escalation import Escalator
-from notify.repository import AlertToRecord, record_alerts
+from notify.repository import AlertToRecord, claim_due, record_alerts
 from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED
 from tests.factories import field_submission, stored_record
 from tests.helpers import WebhookSink, produce, read_topic, running
@@ -198,6 +198,45 @@ async def test_a_slow_webhook_in_one_market_does_not_delay_another(
             slow.release.set()
             await until(lambda: len(slow.received) >= 8)
     assert fast.bodies("/tn")[0]["market"] == "TN"
+
+
+async def test_a_slow_delivery_keeps_its_claim_past_the_lease(
+    settings_kwargs: dict[str, Any], namespace: str, directory: Any
+) -> None:
+    with BlockingHook() as slow:
+        settings = notify_settings(settings_kwargs, sender_lease_s=1.5, webhook_timeout_s=30)
+        await add(directory, settings, market="GW", name="Domingos", webhook=slow.url())
+        await produce(
+            SUBMISSIONS_ENRICHED.name(namespace),
+            [stored_record(submission("GW", feedback__urgent=True))],
+        )
+        async with running(create_app(settings)):
+            await until(lambda: len(slow.received) == 1)
+            # Three leases go by while the webhook hangs: renewed, the claim is not taken
+            # again, so the manager is not sent the alert a second time.
+            await asyncio.sleep(4.5)
+            assert len(slow.received) == 1
+            slow.release.set()
+
+
+async def test_a_crashed_senders_claim_comes_back_within_one_lease(
+    settings_kwargs: dict[str, Any], database_url: str, directory: Any
+) -> None:
+    with WebhookSink() as hooks:
+        settings = notify_settings(settings_kwargs, sender_lease_s=2.0)
+        await add(directory, settings, market="SL", name="Fatmata", webhook=hooks.url("/sl"))
+        alert = _alert("P1", datetime.now(UTC), market="SL")
+        async with directory.transaction():
+            await record_alerts(connection=directory, alerts=[alert])
+        # Another sender claims the alert, then dies before recording anything.
+        (claimed,) = await claim_due(
+            connection=directory, limit=10, lease_s=settings.sender_lease_s
+        )
+        async with running(create_app(settings)):
+            await until(lambda: len(hooks.bodies("/sl")) == 1, timeout_s=15)
+            await asyncio.sleep(0.5)
+    (body,) = hooks.bodies("/sl")
+    assert body["alert_id"] == str(claimed.alert_id)
 
 
 async def test_p2_beyond_the_throttle_goes_into_one_digest_and_p1_never_waits(
@@ -385,14 +424,14 @@ async def test_escalation_pages_past_alerts_that_are_not_due_yet(
     assert {r["level"]: r["n"] for r in levels} == {1: 4, 2: 4}
 
 
-def _alert(severity: str, received_at: datetime) -> AlertToRecord:
+def _alert(severity: str, received_at: datetime, market: str = "LR") -> AlertToRecord:
     return AlertToRecord(
         submission_id=uuid4(),
         rule_id=f"{severity.lower()}-test",
         severity=severity,
         signals=[],
-        market="LR",
+        market=market,
         received_at=received_at,
-        payload={"market": "LR"},
+        payload={"market": market},
         ruleset_version="test",
     )

@@ -30,8 +30,9 @@ JOIN terrain.managers m ON m.market = d.market AND m.level = 1 AND m.active
 ON CONFLICT (submission_id, manager_id, rule_id) DO NOTHING
 """
 
-# Claiming pushes next_attempt_at forward by a lease: if this sender dies mid-delivery the
-# alert becomes due again after the lease instead of being stuck. Each market gets at most
+# Claiming pushes next_attempt_at forward by a short lease that the sender renews while the
+# delivery is in flight (extend_leases): if this sender dies mid-delivery the alert becomes
+# due again within one lease instead of being stuck. Each market gets at most
 # its room ($4 for a market with nothing in flight, $3 for the others), so one market's
 # backlog never takes another market's turn.
 _CLAIM = """
@@ -196,6 +197,23 @@ class ChannelResult:
     channel: str
     ok: bool
     detail: str
+
+
+async def extend_leases(*, connection: Executor, claims: dict[UUID, int], lease_s: float) -> int:
+    """Push the lease of alerts still in delivery; only claims still ours (same attempt,
+    still pending) are extended. Returns how many were."""
+    if not claims:
+        return 0
+    status: str = await connection.execute(
+        """UPDATE terrain.alerts a
+           SET next_attempt_at = now() + make_interval(secs => $3)
+           FROM unnest($1::uuid[], $2::int[]) AS c(alert_id, attempt)
+           WHERE a.alert_id = c.alert_id AND a.attempts = c.attempt AND a.status = 'pending'""",
+        list(claims),
+        list(claims.values()),
+        lease_s,
+    )
+    return int(status.rsplit(" ", 1)[-1])
 
 
 async def record_delivery(

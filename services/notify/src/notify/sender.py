@@ -3,9 +3,10 @@
 Each delivery runs on its own, and each market has a bounded number of deliveries in flight:
 the claim skips markets that are at their bound, so a slow webhook or SMTP server in one
 market never holds back another market's alert. The channels of one alert run side by side
-and a retry only goes to the channels that did not take it yet. Claims carry a lease, so
-several notify replicas can send from one outbox and a crashed sender's claims come back
-after the lease.
+and a retry only goes to the channels that did not take it yet. Claims carry a short lease
+that this sender renews while it delivers, so several notify replicas can send from one
+outbox, a slow channel keeps its claim, and a crashed sender's claims come back within one
+lease (seconds, not minutes: the alert is urgent).
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ from opentelemetry import trace
 from notify.channels import Channel, DeliveryFailed, Recipient
 from notify.logic import ack_link
 from notify.metrics import ALERT_DELIVERY_ATTEMPTS, ALERT_LATENCY, ALERTS_HELD, ALERTS_SENT
-from notify.repository import ChannelResult, DueAlert, admit_p2, claim_due, record_delivery
+from notify.repository import (
+    ChannelResult,
+    DueAlert,
+    admit_p2,
+    claim_due,
+    extend_leases,
+    record_delivery,
+)
 from notify.settings import NotifySettings
 from terrain_runtime.privacy import Sealer, SealingError
 from terrain_runtime.tracing import context_from_carrier, span_in, submission_attributes
@@ -58,13 +66,39 @@ class Sender:
         self._now = now
         self._in_flight: set[asyncio.Task[None]] = set()
         self._per_market: Counter[str] = Counter()
+        # Alerts being delivered by this sender, with the attempt each claim was made for.
+        self._claims: dict[Any, int] = {}
         self._stopping = asyncio.Event()
 
     @property
     def lease_s(self) -> float:
-        return self._settings.webhook_timeout_s * 3 + 30
+        return self._settings.sender_lease_s
 
     async def run(self) -> None:
+        renewing = asyncio.create_task(self._renew_leases())
+        try:
+            await self._claim_and_deliver()
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+
+    async def _renew_leases(self) -> None:
+        # A third of the lease: two renewals may fail (a blip of the database) before the
+        # claim lapses. Should it lapse anyway, another sender may deliver again, and
+        # receivers deduplicate on alert_id.
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            if not self._claims:
+                continue
+            try:
+                await extend_leases(
+                    connection=self._pool, claims=dict(self._claims), lease_s=self.lease_s
+                )
+            except DB_ERRORS as error:
+                log.warning("could not renew leases: %s", type(error).__name__)
+
+    async def _claim_and_deliver(self) -> None:
         settings = self._settings
         while not self._stopping.is_set():
             free = settings.sender_concurrency - len(self._in_flight)
@@ -83,16 +117,20 @@ class Sender:
                     log.warning("outbox unavailable: %s", type(error).__name__)
             for alert in due:
                 self._per_market[alert.market] += 1
+                self._claims[alert.alert_id] = alert.attempt
                 task = asyncio.create_task(self._deliver(alert))
                 self._in_flight.add(task)
-                task.add_done_callback(functools.partial(self._done, market=alert.market))
+                task.add_done_callback(
+                    functools.partial(self._done, market=alert.market, alert_id=alert.alert_id)
+                )
             if not due or len(due) < settings.sender_batch:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=settings.sender_poll_s)
 
-    def _done(self, task: asyncio.Task[None], *, market: str) -> None:
+    def _done(self, task: asyncio.Task[None], *, market: str, alert_id: Any) -> None:
         self._in_flight.discard(task)
+        self._claims.pop(alert_id, None)
         self._per_market[market] -= 1
         if self._per_market[market] <= 0:
             del self._per_market[market]

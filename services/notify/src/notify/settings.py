@@ -44,6 +44,12 @@ class NotifySettings(TerrainSettings):
     sms_gateway_password: SecretStr | None = None
 
     sender_poll_s: float = Field(default=1.0, description="Idle poll of the outbox.")
+    sender_lease_s: float = Field(
+        default=10.0,
+        gt=1.0,
+        description="A claim's lease, renewed while delivering: a crashed sender's alerts "
+        "are due again after at most this long.",
+    )
     sender_batch: int = 50
     sender_concurrency: int = 64
     sender_per_market: int = Field(
