@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import asyncio
 from uuid import UUID
 
-from ingest.devices import DeviceDirectory
+import pytest
+
+from ingest.devices import DeviceDirectory, DirectoryUnavailable
 from ingest.logic import Device
 from ingest.ratelimit import RateLimiter
 from terrain_contracts.markets import Market
@@ -30,7 +33,40 @@ async def test_directory_caches_then_sees_revocation() -> None:
     assert await directory.authenticate("t") == device
     assert await directory.authenticate("t") == device
     assert calls == 1
-    import asyncio
-
     await asyncio.sleep(0.06)
     assert await directory.authenticate("t") is None
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_directory_serves_what_it_last_knew_while_the_database_is_away() -> None:
+    known = Device(UUID(int=1), Market.SN, "known")
+    answers: dict[str, Device | None] = {"known": known, "revoked": None}
+    away = False
+
+    async def lookup(token: str) -> Device | None:
+        if away:
+            raise DirectoryUnavailable("ConnectionRefusedError")
+        return answers.get(token)
+
+    clock = Clock()
+    directory = DeviceDirectory(lookup, ttl_s=5, stale_s=60, clock=clock)
+    assert await directory.authenticate("known") == known
+    assert await directory.authenticate("revoked") is None
+    away, clock.now = True, 30.0
+    # Past the TTL, within the stale window: the last answer, revocations included.
+    assert await directory.authenticate("known") == known
+    assert await directory.authenticate("revoked") is None
+    with pytest.raises(DirectoryUnavailable):  # never seen: nothing to fall back on
+        await directory.authenticate("stranger")
+    clock.now = 61.0
+    with pytest.raises(DirectoryUnavailable):  # too old to trust
+        await directory.authenticate("known")
+    away = False
+    assert await directory.authenticate("known") == known

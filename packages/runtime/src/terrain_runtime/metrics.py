@@ -34,6 +34,11 @@ KAFKA_PUBLISH_DURATION = Histogram(
     ["service", "topic"],
     buckets=_FAST_BUCKETS,
 )
+KAFKA_PRODUCER_RENEWALS = Counter(
+    "terrain_kafka_producer_renewals_total",
+    "Idempotent producers replaced after the broker lost their sequence (e.g. a restart).",
+    ["client_id"],
+)
 KAFKA_PUBLISH_FAILURES = Counter(
     "terrain_kafka_publish_failures_total",
     "Publishes that failed or timed out (ingest answers 503 for them).",

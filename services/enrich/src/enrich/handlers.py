@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
 
 from enrich import __version__
@@ -29,8 +28,9 @@ from enrich.segments import SegmentCache, SegmentRecord
 from enrich.settings import EnrichSettings
 from terrain_contracts.messages import SubmissionStoredV1
 from terrain_contracts.topics import SUBMISSIONS_RAW
-from terrain_runtime.db import Connection
+from terrain_runtime.db import TRANSIENT_DB_ERRORS, Connection
 from terrain_runtime.dlq import DeadLetterBudget, SourceRecord, dead_letter
+from terrain_runtime.kafka import DurableProducer
 from terrain_runtime.metrics import DEAD_LETTERS, RECORDS_PROCESSED
 from terrain_runtime.metrics import END_TO_END_LATENCY as STORE_LATENCY
 from terrain_runtime.tracing import context_from_headers, headers_for, submission_attributes
@@ -42,26 +42,13 @@ _JSON = ("content-type", b"application/json")
 SERVICE = "enrich"
 T = TypeVar("T")
 
-# Errors worth waiting out: the server restarting, the network blinking, a failover.
-TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.DeadlockDetectedError,
-)
-
 
 @dataclass
 class EnrichRuntime:
     settings: EnrichSettings
     # A bare idempotent producer: FastStream's per-message publish chain was a quarter of
     # enrich's CPU per record.
-    producer: AIOKafkaProducer
+    producer: DurableProducer
     pool: asyncpg.Pool
     budget: DeadLetterBudget
     enriched_topic: str

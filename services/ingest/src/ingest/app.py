@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,7 +12,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import make_asgi_app
 
 from ingest import __version__
-from ingest.devices import DeviceDirectory
+from ingest.devices import DeviceDirectory, DirectoryUnavailable
 from ingest.handlers import IngestRuntime, router
 from ingest.logic import Device
 from ingest.observability import RequestMetrics
@@ -22,7 +23,7 @@ from ingest.ratelimit import RateLimiter
 from ingest.repository import find_active_device
 from ingest.settings import IngestSettings
 from terrain_contracts.topics import SUBMISSIONS_RAW
-from terrain_runtime.db import create_pool
+from terrain_runtime.db import TRANSIENT_DB_ERRORS, create_pool
 from terrain_runtime.kafka import make_producer
 from terrain_runtime.telemetry import setup_tracing
 
@@ -44,13 +45,19 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         )
 
         async def lookup(token: str) -> Device | None:
-            return await find_active_device(connection=pool, token=token)
+            try:
+                async with asyncio.timeout(settings.device_lookup_timeout_s):
+                    return await find_active_device(connection=pool, token=token)
+            except TRANSIENT_DB_ERRORS as error:
+                raise DirectoryUnavailable(type(error).__name__) from error
 
         await producer.start()
         app.state.runtime = IngestRuntime(
             settings=settings,
             producer=producer,
-            devices=DeviceDirectory(lookup, ttl_s=settings.device_cache_ttl_s),
+            devices=DeviceDirectory(
+                lookup, ttl_s=settings.device_cache_ttl_s, stale_s=settings.device_cache_stale_s
+            ),
             limiter=RateLimiter(
                 per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
             ),

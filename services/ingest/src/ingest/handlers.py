@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -23,7 +22,7 @@ from opentelemetry import trace
 
 from ingest import __version__
 from ingest.body import read_json
-from ingest.devices import DeviceDirectory
+from ingest.devices import DeviceDirectory, DirectoryUnavailable
 from ingest.logic import Device, FieldError, SubmissionRejected, receive, validate
 from ingest.openapi import BATCH_OPENAPI, SINGLE_OPENAPI
 from ingest.problems import Problem
@@ -31,7 +30,7 @@ from ingest.ratelimit import RateLimiter
 from ingest.settings import IngestSettings
 from terrain_contracts.messages import SubmissionReceivedV1
 from terrain_contracts.topics import SUBMISSIONS_RAW
-from terrain_runtime.kafka import kafka_reachable
+from terrain_runtime.kafka import DurableProducer, kafka_reachable
 from terrain_runtime.metrics import (
     KAFKA_PUBLISH_DURATION,
     KAFKA_PUBLISH_FAILURES,
@@ -50,7 +49,7 @@ class IngestRuntime:
     """Everything a request needs, created once in the lifespan."""
 
     settings: IngestSettings
-    producer: AIOKafkaProducer
+    producer: DurableProducer
     devices: DeviceDirectory
     limiter: RateLimiter
     pseudonymiser: Pseudonymiser
@@ -73,7 +72,15 @@ async def authenticate(request: Request, runtime: IngestRuntime) -> Device:
             errors=[FieldError("(header) Authorization", "must be 'Bearer <device token>'")],
             code="unauthorized",
         )
-    device = await runtime.devices.authenticate(token.strip())
+    try:
+        device = await runtime.devices.authenticate(token.strip())
+    except DirectoryUnavailable:
+        raise Problem(
+            503,
+            "Submissions cannot be stored right now; keep them in the outbox and retry",
+            retry_after_s=5,
+            code="unavailable",
+        ) from None
     if device is None:
         raise Problem(
             401,

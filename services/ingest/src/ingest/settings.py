@@ -21,6 +21,14 @@ class IngestSettings(TerrainSettings):
     device_cache_ttl_s: float = Field(
         default=5.0, description="Revocation takes effect within this many seconds."
     )
+    device_cache_stale_s: float = Field(
+        default=3600.0,
+        description="While PostgreSQL does not answer, a device seen this recently is still "
+        "let in (a revocation made meanwhile is seen once it answers again).",
+    )
+    device_lookup_timeout_s: float = Field(
+        default=2.0, description="How long a request waits for the device directory."
+    )
     rate_limit_per_minute: int = Field(
         default=600, description="Requests per device per minute before a 429."
     )
