@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import os
 import re
+import subprocess
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -21,6 +23,22 @@ KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 ADMIN_DATABASE_URL = os.environ.get(
     "DATABASE_URL", "postgresql://terrain:terrain@127.0.0.1:54329/terrain"
 )
+
+
+LOCAL_DEPLOY = Path(__file__).resolve().parents[1] / "deploy/local"
+
+
+def local_service(service: str, action: str) -> subprocess.CompletedProcess[str]:
+    """Run deploy/local/<service>.sh <action> (start, stop, status): the faults tests inject
+    into the local broker or cluster. Status fails when they are not the local ones (for
+    example services of docker compose), and those tests then skip."""
+    return subprocess.run(
+        [str(LOCAL_DEPLOY / f"{service}.sh"), action],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
 
 
 def new_namespace() -> str:
@@ -223,8 +241,8 @@ async def country_managers(database_url: str, sink: WebhookSink) -> AsyncIterato
     from notify.repository import add_manager
     from terrain_contracts.markets import Market
 
-    connection = await asyncpg.connect(database_url)
     ids: list[Any] = []
+    connection = await asyncpg.connect(database_url)
     try:
         for market in Market:
             ids.append(
@@ -233,12 +251,20 @@ async def country_managers(database_url: str, sink: WebhookSink) -> AsyncIterato
                     role="country_manager", webhook_url=sink.url(f"/{market.value}"),
                 )
             )  # fmt: skip
+    finally:
+        await connection.close()
+    try:
         yield ids
     finally:
-        await connection.execute(
-            "UPDATE terrain.managers SET active = false WHERE manager_id = ANY($1::uuid[])", ids
-        )
-        await connection.close()
+        # A connection of its own: the test may have restarted the database meanwhile.
+        connection = await asyncpg.connect(database_url)
+        try:
+            await connection.execute(
+                "UPDATE terrain.managers SET active = false WHERE manager_id = ANY($1::uuid[])",
+                ids,
+            )
+        finally:
+            await connection.close()
 
 
 # What is not a phone number but is made of digits: timestamps, UUIDs, hex digests

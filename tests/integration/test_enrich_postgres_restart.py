@@ -9,8 +9,6 @@ that deploy/local/postgres.sh runs.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,15 +17,11 @@ from enrich.app import create_app
 from enrich.settings import EnrichSettings
 from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED, SUBMISSIONS_RAW
 from tests.factories import raw_record
-from tests.helpers import eventually, fetchval, produce, read_topic, running
-
-POSTGRES = Path(__file__).resolve().parents[2] / "deploy/local/postgres.sh"
+from tests.helpers import eventually, fetchval, local_service, produce, read_topic, running
 
 
-def _postgres(action: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(POSTGRES), action], capture_output=True, text=True, timeout=120, check=False
-    )
+def _postgres(action: str) -> Any:
+    return local_service("postgres", action)
 
 
 async def test_postgres_restart_mid_stream_loses_and_duplicates_nothing(

@@ -22,6 +22,7 @@ from tests.e2e.conftest import LOG_DIR, Stack
 from tests.helpers import (
     WebhookSink,
     country_managers,
+    local_service,
     national_numbers,
     phone_numbers_in,
     produce,
@@ -145,6 +146,49 @@ async def test_notify_killed_while_alerting(stack: Stack, database_url: str) -> 
     await run_day(
         stack, database_url, kill_and_restart("notify", 2, 1.5), options=options, rate=150
     )
+
+
+def local_outage(service: str, down_s: float) -> Fault:
+    """Stop the broker or the cluster the whole stack uses, keep it down, start it again."""
+
+    async def fault(_: Stack) -> None:
+        stop = await asyncio.to_thread(local_service, service, "stop")
+        assert stop.returncode == 0, stop.stderr
+        try:
+            await asyncio.sleep(down_s)
+        finally:
+            start = await asyncio.to_thread(local_service, service, "start")
+        assert start.returncode == 0, start.stderr
+
+    return fault
+
+
+def require_local(service: str) -> None:
+    if local_service(service, "status").returncode != 0:
+        pytest.skip(f"{service} is not the local one deploy/local/{service}.sh may stop")
+
+
+async def test_postgres_stopped_30_s_under_load(stack: Stack, database_url: str) -> None:
+    """Ingest keeps taking visits (devices it knows are served from its cache), enrich and
+    notify wait and retry, then everything is stored and alerted once."""
+    require_local("postgres")
+    options = DayOptions(visits=1500, seed=35, campaign_id="pg-outage")
+    await run_day(
+        stack, database_url, local_outage("postgres", 30), options=options, rate=50,
+        fault_after_s=3,
+    )  # fmt: skip
+
+
+async def test_kafka_broker_restarted_under_load(stack: Stack, database_url: str) -> None:
+    """Ingest answers 503 while the broker is away and the field app's retries then get
+    through; the consumers reconnect and resume from their committed offsets."""
+    require_local("kafka")
+    options = DayOptions(visits=1000, seed=36, campaign_id="kafka-restart")
+    result = await run_day(
+        stack, database_url, local_outage("kafka", 10), options=options, rate=50,
+        fault_after_s=3,
+    )  # fmt: skip
+    assert result.sender.stats.http_status.get(503, 0) > 0  # the outage was seen
 
 
 async def test_resend_storm(stack: Stack, database_url: str) -> None:

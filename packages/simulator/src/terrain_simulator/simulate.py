@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -35,6 +37,18 @@ async def ensure_devices(connection: asyncpg.Connection, label: str) -> dict[Mar
     return tokens
 
 
+async def connect_patiently(database_url: str, *, patience_s: float) -> asyncpg.Connection:
+    """Connect, waiting out a database that is starting or restarting."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            return await asyncpg.connect(database_url, timeout=10)
+        except (OSError, asyncpg.CannotConnectNowError, TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1.0)
+
+
 async def simulate(
     *,
     database_url: str,
@@ -50,39 +64,44 @@ async def simulate(
     connection = await asyncpg.connect(database_url)
     try:
         tokens = await ensure_devices(connection, f"simulator seed {options.seed}")
-        visits = list(field_day(options, now=datetime.now(UTC)))
-        with Progress(
-            TextColumn("[bold]field day[/]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[speed]}"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
-        ) as progress:
-            task = progress.add_task("send", total=len(visits), speed="")
+    finally:
+        await connection.close()
+    visits = list(field_day(options, now=datetime.now(UTC)))
+    with Progress(
+        TextColumn("[bold]field day[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[speed]}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("send", total=len(visits), speed="")
 
-            def advance(n: int) -> None:
-                done = progress.tasks[0].completed + n
-                elapsed = max(sender.stats.seconds, 1e-6)
-                progress.update(task, advance=n, speed=f"{done / elapsed:,.0f} visits/s")
+        def advance(n: int) -> None:
+            done = progress.tasks[0].completed + n
+            elapsed = max(sender.stats.seconds, 1e-6)
+            progress.update(task, advance=n, speed=f"{done / elapsed:,.0f} visits/s")
 
-            sender = Sender(
-                ingest_url=ingest_url,
-                tokens=tokens,
-                concurrency=concurrency,
-                rate=rate,
-                on_progress=advance,
-                seed=options.seed,
-            )
-            await sender.run(visits)
-        console.print(
-            f"sent {len(visits):,} visits in {sender.stats.seconds:.1f} s "
-            f"({len(visits) / max(sender.stats.seconds, 1e-6):,.0f}/s), "
-            f"{sender.stats.requests:,} requests, {sender.stats.retries:,} retries, "
-            f"HTTP {dict(sorted(sender.stats.http_status.items()))}"
+        sender = Sender(
+            ingest_url=ingest_url,
+            tokens=tokens,
+            concurrency=concurrency,
+            rate=rate,
+            on_progress=advance,
+            seed=options.seed,
         )
-        console.print("checking the database and the alerts against what was sent...")
+        await sender.run(visits)
+    console.print(
+        f"sent {len(visits):,} visits in {sender.stats.seconds:.1f} s "
+        f"({len(visits) / max(sender.stats.seconds, 1e-6):,.0f}/s), "
+        f"{sender.stats.requests:,} requests, {sender.stats.retries:,} retries, "
+        f"HTTP {dict(sorted(sender.stats.http_status.items()))}"
+    )
+    console.print("checking the database and the alerts against what was sent...")
+    # A new connection: the day may have run across a restart of the database.
+    connection = await connect_patiently(database_url, patience_s=settle_s)
+    try:
         verdict = await verify(connection, visits, sender.outcomes, settle_s=settle_s)
     finally:
         await connection.close()
