@@ -45,5 +45,5 @@ bench: bootstrap  ## benchmarks against raw limits measured in the same run (ben
 	@DATABASE_URL="$$(deploy/local/postgres.sh url)" uv run --frozen python -m bench.notify_latency
 
 .PHONY: soak
-soak: bootstrap  ## the long versions: 2,000 fuzz cases per operation, then the fault scenarios
-	@TERRAIN_FUZZ_EXAMPLES=2000 bash scripts/test.sh tests/integration/test_ingest_fuzz.py tests/reliability
+soak: bootstrap  ## the long versions: 2,000 fuzz cases per operation, fault scenarios with 10x the visits
+	@TERRAIN_FUZZ_EXAMPLES=2000 TERRAIN_FAULT_SCALE=10 bash scripts/test.sh tests/integration/test_ingest_fuzz.py tests/reliability

@@ -30,6 +30,8 @@ from tests.helpers import (
 )
 
 Fault = Callable[[Stack], Awaitable[None]]
+# `make soak` runs each scenario with SCALE times the visits (and kills); CI runs SCALE 1.
+SCALE = int(os.environ.get("TERRAIN_FAULT_SCALE", "1"))
 
 
 async def run_day(
@@ -95,7 +97,8 @@ async def assert_no_phone_numbers_stored(
 
 
 def record_result(options: DayOptions, rate: float, result: SimulationResult) -> None:
-    """One line per scenario, for docs/RELIABILITY.md (see scripts/reliability_table.py)."""
+    """One line per scenario in .local/test-logs/reliability.jsonl: the figures of
+    docs/RELIABILITY.md's table."""
     total = result.verdict.total()
     row = {
         "scenario": os.environ.get("PYTEST_CURRENT_TEST", "?").split("::")[-1].split(" ")[0],
@@ -135,16 +138,16 @@ def kill_and_restart(service: str, times: int, every_s: float) -> Fault:
 
 
 async def test_enrich_killed_three_times_mid_batch(stack: Stack, database_url: str) -> None:
-    options = DayOptions(visits=900, seed=31, campaign_id="fault-enrich")
+    options = DayOptions(visits=900 * SCALE, seed=31, campaign_id="fault-enrich")
     await run_day(
-        stack, database_url, kill_and_restart("enrich", 3, 2.0), options=options, rate=150
+        stack, database_url, kill_and_restart("enrich", 3 * SCALE, 2.0), options=options, rate=150
     )
 
 
 async def test_notify_killed_while_alerting(stack: Stack, database_url: str) -> None:
-    options = DayOptions(visits=600, seed=32, campaign_id="fault-notify")
+    options = DayOptions(visits=600 * SCALE, seed=32, campaign_id="fault-notify")
     await run_day(
-        stack, database_url, kill_and_restart("notify", 2, 1.5), options=options, rate=150
+        stack, database_url, kill_and_restart("notify", 2 * SCALE, 1.5), options=options, rate=150
     )
 
 
@@ -172,7 +175,7 @@ async def test_postgres_stopped_30_s_under_load(stack: Stack, database_url: str)
     """Ingest keeps taking visits (devices it knows are served from its cache), enrich and
     notify wait and retry, then everything is stored and alerted once."""
     require_local("postgres")
-    options = DayOptions(visits=1500, seed=35, campaign_id="pg-outage")
+    options = DayOptions(visits=1500 * SCALE, seed=35, campaign_id="pg-outage")
     await run_day(
         stack, database_url, local_outage("postgres", 30), options=options, rate=50,
         fault_after_s=3,
@@ -183,7 +186,7 @@ async def test_kafka_broker_restarted_under_load(stack: Stack, database_url: str
     """Ingest answers 503 while the broker is away and the field app's retries then get
     through; the consumers reconnect and resume from their committed offsets."""
     require_local("kafka")
-    options = DayOptions(visits=1000, seed=36, campaign_id="kafka-restart")
+    options = DayOptions(visits=1000 * SCALE, seed=36, campaign_id="kafka-restart")
     result = await run_day(
         stack, database_url, local_outage("kafka", 10), options=options, rate=50,
         fault_after_s=3,
@@ -193,14 +196,14 @@ async def test_kafka_broker_restarted_under_load(stack: Stack, database_url: str
 
 async def test_resend_storm(stack: Stack, database_url: str) -> None:
     options = DayOptions(
-        visits=400, seed=33, campaign_id="storm", resend_share=1.0, resend_copies=(3,)
+        visits=400 * SCALE, seed=33, campaign_id="storm", resend_share=1.0, resend_copies=(3,)
     )
 
     async def nothing(_: Stack) -> None:
         return None
 
     result = await run_day(stack, database_url, nothing, options=options, rate=0)
-    assert result.sender.stats.requests >= 400 * 3 * 0.6  # singles alone send 3 requests each
+    assert result.sender.stats.requests >= 400 * SCALE * 3 * 0.6  # singles alone send 3 requests each
 
 
 async def test_poison_records_go_to_the_dead_letters_and_the_stream_goes_on(
@@ -219,7 +222,7 @@ async def test_poison_records_go_to_the_dead_letters_and_the_stream_goes_on(
         await produce(SUBMISSIONS_ENRICHED.name(namespace), poison[:2])
 
     started = datetime.now(UTC)
-    options = DayOptions(visits=500, seed=34, campaign_id="poison")
+    options = DayOptions(visits=500 * SCALE, seed=34, campaign_id="poison")
     await run_day(stack, database_url, inject, options=options, rate=150)
     connection = await asyncpg.connect(database_url)
     try:
@@ -236,4 +239,4 @@ async def test_poison_records_go_to_the_dead_letters_and_the_stream_goes_on(
     assert sum(n for (service, _), n in by_reason.items() if service == "enrich") == 3
 
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = pytest.mark.timeout(240 * SCALE)
