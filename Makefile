@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export PATH := $(HOME)/.local/bin:$(PATH)
 
-.PHONY: help bootstrap up down demo test lint docs
+.PHONY: help bootstrap up down demo test lint audit docs
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,11 @@ lint: bootstrap  ## ruff (lint + format) and mypy --strict
 	uv run --frozen ruff format --check .
 	uv run --frozen mypy packages services tests
 	uv run --frozen bandit -q -c pyproject.toml -r packages services
+
+audit: bootstrap  ## pip-audit of the locked dependencies (needs PyPI's JSON API or OSV)
+	@mkdir -p .local
+	uv export --frozen --format requirements-txt --no-emit-workspace -o .local/requirements.txt >/dev/null
+	uv run --frozen pip-audit --strict --disable-pip --no-deps -r .local/requirements.txt
 
 docs: bootstrap  ## regenerate JSON Schemas, AsyncAPI and OpenAPI in docs/contracts
 	uv run --frozen terrain contracts export
