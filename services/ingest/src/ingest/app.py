@@ -12,6 +12,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import make_asgi_app
 
 from ingest import __version__
+from ingest.body import BodyBudget
 from ingest.devices import DeviceDirectory, DirectoryUnavailable
 from ingest.handlers import IngestRuntime, router
 from ingest.logic import Device
@@ -64,6 +65,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             pseudonymiser=settings.pseudonymiser(),
             sealer=settings.sealer(),
             raw_topic=settings.topic(SUBMISSIONS_RAW),
+            bodies=BodyBudget(settings.max_buffered_body_bytes),
         )
         try:
             yield

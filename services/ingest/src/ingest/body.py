@@ -11,12 +11,33 @@ from ingest.logic import FieldError
 from ingest.problems import Problem
 
 
+class BodyBudget:
+    """Bytes of request bodies held in memory by all requests together. Each body is
+    bounded by its own limit, but a few hundred clients each streaming up to that limit
+    would still add up to gigabytes: past this budget a request is shed with a 503 and
+    Retry-After (the app keeps the visit in its outbox) instead of growing the process."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit_bytes = limit_bytes
+        self.held = 0
+
+    def take(self, size: int) -> bool:
+        if self.held + size > self.limit_bytes:
+            return False
+        self.held += size
+        return True
+
+    def give_back(self, size: int) -> None:
+        self.held -= size
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-async def read_json(request: Request, *, limit: int) -> Any:
-    """The parsed JSON body, or a Problem: 415 not JSON, 413 too large, 400 malformed."""
+async def read_json(request: Request, *, limit: int, budget: BodyBudget | None = None) -> Any:
+    """The parsed JSON body, or a Problem: 415 not JSON, 413 too large, 400 malformed, 503
+    when the bodies being read already hold the ``budget``."""
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise Problem(
@@ -33,18 +54,37 @@ async def read_json(request: Request, *, limit: int) -> Any:
             raise _too_large(limit)
     # Count while streaming: a chunked body without Content-Length is cut off at the limit
     # instead of being read whole into memory.
-    chunks: list[bytes] = []
-    size = 0
+    held = 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-            chunks.append(chunk)
-    except ClientDisconnect:
-        # Nobody will read the answer; a 4xx keeps it out of the server-error figures.
-        raise Problem(400, "The client went away mid-body", code="client-disconnected") from None
-    raw = b"".join(chunks)
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                if budget is not None:
+                    if not budget.take(len(chunk)):
+                        raise Problem(
+                            503,
+                            "Too many large requests at once; keep the submissions and retry",
+                            retry_after_s=1,
+                            code="overloaded",
+                        )
+                    held += len(chunk)
+                chunks.append(chunk)
+        except ClientDisconnect:
+            # Nobody will read the answer; a 4xx keeps it out of the server-error figures.
+            raise Problem(
+                400, "The client went away mid-body", code="client-disconnected"
+            ) from None
+        return _parse(b"".join(chunks))
+    finally:
+        if budget is not None:
+            budget.give_back(held)
+
+
+def _parse(raw: bytes) -> Any:
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError:

@@ -21,7 +21,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from ingest import __version__
-from ingest.body import read_json
+from ingest.body import BodyBudget, read_json
 from ingest.devices import DeviceDirectory, DirectoryUnavailable
 from ingest.logic import Device, FieldError, SubmissionRejected, receive, validate
 from ingest.openapi import BATCH_OPENAPI, SINGLE_OPENAPI
@@ -55,6 +55,7 @@ class IngestRuntime:
     pseudonymiser: Pseudonymiser
     sealer: Sealer
     raw_topic: str
+    bodies: BodyBudget
 
 
 def runtime_of(request: Request) -> IngestRuntime:
@@ -180,7 +181,9 @@ def _accept(
 async def post_submission(request: Request) -> JSONResponse:
     runtime = runtime_of(request)
     device = await authenticate(request, runtime)
-    document = await read_json(request, limit=runtime.settings.max_single_body_bytes)
+    document = await read_json(
+        request, limit=runtime.settings.max_single_body_bytes, budget=runtime.bodies
+    )
     try:
         envelope = _accept(document, device, runtime, datetime.now(UTC))
     except SubmissionRejected as rejected:
@@ -202,7 +205,9 @@ async def post_submission(request: Request) -> JSONResponse:
 async def post_batch(request: Request) -> JSONResponse:
     runtime = runtime_of(request)
     device = await authenticate(request, runtime)
-    document = await read_json(request, limit=runtime.settings.max_body_bytes)
+    document = await read_json(
+        request, limit=runtime.settings.max_body_bytes, budget=runtime.bodies
+    )
     items = document.get("submissions") if isinstance(document, dict) else None
     if not isinstance(items, list):
         raise Problem(

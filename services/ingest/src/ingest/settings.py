@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 
 from terrain_runtime.settings import TerrainSettings
 
@@ -13,6 +15,11 @@ class IngestSettings(TerrainSettings):
     )
     max_single_body_bytes: int = Field(
         default=64 * 1024, description="Largest single submission: 4,000 chars of verbatim fit."
+    )
+    max_buffered_body_bytes: int = Field(
+        default=48 * 1024 * 1024,
+        description="Bytes of bodies all requests together may hold while being read; past "
+        "it requests are shed with 503 (memory stays bounded under a flood of big bodies).",
     )
     batch_max_items: int = 500
     publish_timeout_s: float = Field(
@@ -36,3 +43,9 @@ class IngestSettings(TerrainSettings):
     max_in_flight: int = Field(
         default=256, description="Requests in flight before ingest sheds load with a 503."
     )
+
+    @model_validator(mode="after")
+    def _one_full_batch_fits(self) -> Self:
+        if self.max_buffered_body_bytes < self.max_body_bytes:
+            raise ValueError("max_buffered_body_bytes must hold at least one max_body_bytes body")
+        return self
