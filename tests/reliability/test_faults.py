@@ -203,7 +203,8 @@ async def test_resend_storm(stack: Stack, database_url: str) -> None:
         return None
 
     result = await run_day(stack, database_url, nothing, options=options, rate=0)
-    assert result.sender.stats.requests >= 400 * SCALE * 3 * 0.6  # singles alone send 3 requests each
+    # Singles alone send 3 requests each.
+    assert result.sender.stats.requests >= 400 * SCALE * 3 * 0.6
 
 
 async def test_poison_records_go_to_the_dead_letters_and_the_stream_goes_on(
