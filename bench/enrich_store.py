@@ -35,6 +35,7 @@ from uuid import uuid4
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from bench.procstat import cpu_s, rss_mb
 from enrich.geo import load_gazetteer
 from enrich.logic import decode, plan_batch
 from enrich.repository import _COLUMNS, _record, fetch_segment_histories, import_segments
@@ -124,19 +125,6 @@ async def produce_all(topic: str, records: list[tuple[bytes, bytes]]) -> None:
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> tuple[float, float]:
-    """(current, peak) resident memory of a process, in MB."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
 async def run_enrich(url: str, namespace: str, count: int, consumers: int) -> dict[str, float]:

@@ -23,13 +23,13 @@ import re
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from bench.procstat import cpu_s, rss_mb
 from terrain_contracts.markets import Market
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED
 from terrain_runtime.db import migrate
@@ -46,19 +46,6 @@ def templates() -> tuple[bytes, bytes, str]:
     calm = field_submission(feedback__satisfaction=5, feedback__topics=["offers"])
     urgent = field_submission(feedback__urgent=True, feedback__satisfaction=2)
     return stored_record(calm)[1], stored_record(urgent)[1], urgent["submission_id"]
-
-
-def rss_mb(pid: int) -> tuple[float, float]:
-    """(peak, current) resident memory of a process, from /proc."""
-    fields = dict(
-        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-    )
-    return int(fields["VmHWM"].split()[0]) / 1024, int(fields["VmRSS"].split()[0]) / 1024
-
-
-def cpu_s(pid: int) -> float:
-    parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def load(
@@ -161,7 +148,7 @@ async def main(seconds: float, background_rate: int, alert_rate: int) -> dict[st
                     break
                 await asyncio.sleep(0.2)
             cpu = cpu_s(process.pid) - cpu_before
-            peak, current = rss_mb(process.pid)
+            current, peak = rss_mb(process.pid)
             row = await connection.fetchrow(
                 """SELECT count(*) AS n,
                       percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS p50,

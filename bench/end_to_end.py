@@ -1,0 +1,345 @@
+"""End to end: sustained submissions/s from the field app's request to the stored row,
+their latency, the urgent alerts' latency, and each service's footprint (issue 7, items 4
+and 5).
+
+The three services run as real processes (``python -m ingest|enrich|notify``) on a
+throwaway database and fresh topics, with a level-1 manager per market whose webhook is a
+loopback receiver. The field-day simulator sends a realistic day (outbox batches, single
+POSTs, resends, a few invalid visits) as fast as the stack takes it, then checks every
+promise. Figures:
+
+- sustained rate: visits the stack stored / seconds from the first request to the last
+  stored row (resends and invalid visits are sent but not counted);
+- latency: ``stored_at - received_at`` of every stored visit (ingest's clock to the
+  commit of enrich's transaction), and ``delivered_at - received_at`` of every alert;
+- footprint: start-up (spawn to ready: ingest's /readyz, then a first visit stored and
+  alerted), peak RSS and CPU per service over the load.
+
+Raw limits in the same run: Kafka's ProducerPerformance (acks=all, idempotent, records of
+the raw topic's size) and PostgreSQL COPY of the same rows into a copy of the table. The
+pipeline writes every visit to Kafka twice and to PostgreSQL once, so the lower of the two
+is what no pipeline on this machine could beat.
+
+    uv run python -m bench.end_to_end                    # 300,000 visits (~5 min)
+    uv run python -m bench.end_to_end --visits 50000 --record
+    uv run python -m bench.end_to_end --smoke            # seconds; what CI runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import asyncpg
+import httpx
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from bench.enrich_store import build_records, raw_copy
+from bench.ingest import producer_performance
+from bench.procstat import cpu_s, rss_mb
+from terrain_contracts.markets import Market
+from terrain_runtime.db import migrate
+from terrain_runtime.kafka import ensure_topics
+from terrain_runtime.settings import TerrainSettings
+from terrain_simulator.generator import DayOptions
+from terrain_simulator.simulate import SimulationResult, simulate
+from tests.helpers import ADMIN_DATABASE_URL, KAFKA, WebhookSink, delete_topics
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICES = ("ingest", "enrich", "notify")
+TARGET_PER_S = 10_000
+TARGET_ALERT_P99_S = 1.0
+TARGET_RSS_MB = 200
+LIBRARIES = ("fastapi", "uvicorn", "faststream", "aiokafka", "asyncpg", "pydantic")
+
+
+@dataclass
+class Service:
+    name: str
+    process: asyncio.subprocess.Process
+    spawned: float
+    ready_s: float = 0.0
+    cpu_before: float = 0.0
+    cpu_load_s: float = 0.0
+    rss_peak_mb: float = 0.0
+
+
+@dataclass
+class Figures:
+    visits: int
+    accepted: int
+    stored: int
+    sending_s: float
+    stored_per_s: float
+    store_p50_ms: float
+    store_p99_ms: float
+    alerts: int
+    alert_p50_ms: float
+    alert_p99_ms: float
+    promises_kept: bool
+    problems: list[str]
+    services: list[Service] = field(default_factory=list)
+    kafka_per_s: float = 0.0
+    copy_per_s: float = 0.0
+    server: str = ""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def _start(name: str, env: dict[str, str], logs: Path) -> Service:
+    out = (logs / f"{name}.log").open("wb")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", name, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT
+    )
+    return Service(name, process, time.monotonic())
+
+
+async def _until(predicate: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} not reached in {timeout_s:.0f} s")
+        await asyncio.sleep(0.1)
+
+
+async def _warm_up(services: dict[str, Service], url: str, ingest_url: str) -> None:
+    """Spawn to ready, per service: ingest answers /readyz; enrich has stored and notify
+    alerted a first visit (their consumer groups own their partitions by then)."""
+
+    async def ingest_ready() -> bool:
+        try:
+            async with httpx.AsyncClient() as client:
+                return (await client.get(f"{ingest_url}/readyz", timeout=2)).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    await _until(ingest_ready, 60, "ingest ready")
+    services["ingest"].ready_s = time.monotonic() - services["ingest"].spawned
+    warm = DayOptions(visits=20, seed=1, campaign_id="warm-up", invalid_share=0.0)
+    result = await simulate(
+        database_url=url, ingest_url=ingest_url, options=warm, rate=0, settle_s=60
+    )
+    if not result.verdict.ok:
+        raise RuntimeError(f"warm-up failed: {result.verdict.problems[:5]}")
+    now = time.monotonic()
+    services["enrich"].ready_s = now - services["enrich"].spawned
+    services["notify"].ready_s = now - services["notify"].spawned
+
+
+async def _raw_limits(namespace: str, url: str, count: int) -> tuple[float, float]:
+    records, _ = build_records(count, random.Random(7))
+    topic = f"{namespace}bench.producer-performance"
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=12, replication_factor=1)])
+    finally:
+        await admin.close()
+    size = len(records[0][1])
+    kafka = await asyncio.to_thread(producer_performance, topic, max(count, 50_000), size, -1)
+    copy = await raw_copy(url, records, {})
+    return kafka.records_per_s, copy["per_s"]
+
+
+async def _stored_latency(url: str, campaign: str) -> tuple[int, float, float, float]:
+    connection = await asyncpg.connect(url)
+    try:
+        row = await connection.fetchrow(
+            """SELECT count(*) AS n,
+                      extract(epoch FROM max(stored_at) - min(received_at)) AS span_s,
+                      percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS p50,
+                      percentile_cont(0.99) WITHIN GROUP (ORDER BY d) AS p99
+               FROM (SELECT received_at, stored_at,
+                            extract(epoch FROM stored_at - received_at) AS d
+                     FROM terrain.submissions WHERE campaign_id = $1) t""",
+            campaign,
+        )
+    finally:
+        await connection.close()
+    assert row is not None
+    return int(row["n"]), float(row["span_s"] or 0), float(row["p50"] or 0), float(row["p99"] or 0)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1]
+
+
+async def run(visits: int, raw_count: int) -> Figures:
+    name = f"terrain_bench_{uuid4().hex[:10]}"
+    admin = await asyncpg.connect(ADMIN_DATABASE_URL)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    url = ADMIN_DATABASE_URL.rsplit("/", 1)[0] + f"/{name}"
+    namespace = f"e2e{uuid4().hex[:8]}."
+    await ensure_topics(TerrainSettings(kafka_bootstrap_servers=KAFKA, topic_namespace=namespace))
+    connection = await asyncpg.connect(url)
+    await migrate(connection)
+    server = str(await connection.fetchval("SHOW server_version"))
+    logs = ROOT / ".local" / "bench-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    services: dict[str, Service] = {}
+    try:
+        with WebhookSink() as sink:
+            for market in Market:
+                await connection.execute(
+                    """INSERT INTO terrain.managers (market, name, role, webhook_url)
+                       VALUES ($1, $2, 'country_manager', $3)""",
+                    market.value,
+                    f"manager {market.value}",
+                    sink.url(f"/{market.value}"),
+                )
+            port = _free_port()
+            env = {
+                **os.environ,
+                "TERRAIN_ENVIRONMENT": "test",
+                "DATABASE_URL": url,
+                "TERRAIN_TOPIC_NAMESPACE": namespace,
+                "TERRAIN_INGEST_PORT": str(port),
+                "TERRAIN_NOTIFY_PORT": str(_free_port()),
+                "TERRAIN_LOG_LEVEL": "WARNING",
+                # A handful of simulated devices send everything: lift the per-device limit.
+                "TERRAIN_RATE_LIMIT_PER_MINUTE": "10000000",
+                "TERRAIN_RATE_LIMIT_BURST": "100000",
+            }
+            for service_name in SERVICES:
+                services[service_name] = await _start(service_name, env, logs)
+            ingest_url = f"http://127.0.0.1:{port}"
+            await _warm_up(services, url, ingest_url)
+            for service in services.values():
+                service.cpu_before = cpu_s(service.process.pid)
+            options = DayOptions(visits=visits, seed=2026, campaign_id=f"bench-{uuid4().hex[:6]}")
+            result: SimulationResult = await simulate(
+                database_url=url, ingest_url=ingest_url, options=options, rate=0,
+                concurrency=32, settle_s=600,
+            )  # fmt: skip
+            for service in services.values():
+                service.cpu_load_s = cpu_s(service.process.pid) - service.cpu_before
+                service.rss_peak_mb = rss_mb(service.process.pid)[1]
+    finally:
+        for service in services.values():
+            if service.process.returncode is None:
+                service.process.terminate()
+                await asyncio.wait_for(service.process.wait(), timeout=30)
+        await connection.close()
+    try:
+        stored, span_s, p50, p99 = await _stored_latency(url, options.campaign_id)
+        kafka_per_s, copy_per_s = await _raw_limits(namespace, url, raw_count)
+    finally:
+        await delete_topics(namespace)
+        admin = await asyncpg.connect(ADMIN_DATABASE_URL)
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+    total = result.verdict.total()
+    alerts = result.verdict.alert_latencies_s
+    return Figures(
+        visits=visits,
+        accepted=total.accepted,
+        stored=stored,
+        sending_s=result.sender.stats.seconds,
+        stored_per_s=stored / span_s if span_s else 0.0,
+        store_p50_ms=p50 * 1000,
+        store_p99_ms=p99 * 1000,
+        alerts=len(alerts),
+        alert_p50_ms=_percentile(alerts, 0.5) * 1000,
+        alert_p99_ms=_percentile(alerts, 0.99) * 1000,
+        promises_kept=result.verdict.ok,
+        problems=result.verdict.problems[:5],
+        services=list(services.values()),
+        kafka_per_s=kafka_per_s,
+        copy_per_s=copy_per_s,
+        server=server,
+    )
+
+
+def table(f: Figures, note: str = "") -> str:
+    limit = min(f.kafka_per_s, f.copy_per_s)
+    load = os.getloadavg()
+
+    def met(ok: bool) -> str:
+        return "yes" if ok else "NO"
+
+    lines = [
+        f"\n## end_to_end — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"- machine: {os.cpu_count()} cores, {platform.platform()}; Kafka 4.1 and PostgreSQL "
+        f"{f.server.split()[0]} on the same machine; Python {platform.python_version()}, "
+        + ", ".join(f"{lib} {metadata.version(lib)}" for lib in LIBRARIES),
+        f"- load average at the end: {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}"
+        + (f"; note: {note}" if note else ""),
+        "",
+        "| measure | Terrain | raw limit (same run) | ratio | target | met? |",
+        "|---|---:|---:|---:|---:|---|",
+        f"| sustained, request to stored row, visits/s | {f.stored_per_s:,.0f} | "
+        f"{limit:,.0f} (Kafka {f.kafka_per_s:,.0f} rec/s, COPY {f.copy_per_s:,.0f} rows/s) | "
+        f"{f.stored_per_s / limit if limit else 0:.3f} | ≥ {TARGET_PER_S:,} for 5 min | "
+        f"{met(f.stored_per_s >= TARGET_PER_S and f.sending_s >= 300)} |",
+        f"| request to stored row p50 / p99, ms | {f.store_p50_ms:,.0f} / {f.store_p99_ms:,.0f} "
+        f"| | | | |",
+        f"| urgent alert p50 / p99, ms ({f.alerts} alerts) | {f.alert_p50_ms:,.0f} / "
+        f"{f.alert_p99_ms:,.0f} | | | ≤ {TARGET_ALERT_P99_S * 1000:,.0f} | "
+        f"{met(f.alert_p99_ms <= TARGET_ALERT_P99_S * 1000)} |",
+        "",
+        "| service | start-up to ready, s | peak RSS, MB | CPU over the load, s | "
+        "share of a core | target RSS | met? |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for s in f.services:
+        lines.append(
+            f"| {s.name} | {s.ready_s:.1f} | {s.rss_peak_mb:.0f} | {s.cpu_load_s:.1f} | "
+            f"{s.cpu_load_s / f.sending_s if f.sending_s else 0:.0%} | ≤ {TARGET_RSS_MB} | "
+            f"{met(s.rss_peak_mb <= TARGET_RSS_MB)} |"
+        )
+    lines += [
+        "",
+        f"{f.visits:,} visits sent in {f.sending_s:.1f} s, {f.accepted:,} accepted, "
+        f"{f.stored:,} stored; every promise kept: {'yes' if f.promises_kept else 'NO'}"
+        + (f" ({'; '.join(f.problems)})" if f.problems else ""),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--visits", type=int, default=300_000)
+    parser.add_argument("--raw", type=int, default=100_000, help="rows for the raw limits")
+    parser.add_argument("--smoke", action="store_true", help="600 visits; checks that it runs")
+    parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
+    parser.add_argument("--note", default="", help="a remark recorded with the run")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.visits, args.raw = 600, 5_000
+    figures = asyncio.run(run(args.visits, args.raw))
+    report = table(figures, args.note)
+    print(report)
+    if args.record:
+        with (ROOT / "bench" / "RESULTS.md").open("a", encoding="utf-8") as out:
+            out.write(report + "\n")
+    if not figures.promises_kept:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
