@@ -20,7 +20,7 @@ the raw topic's size) and PostgreSQL COPY of the same rows into a copy of the ta
 pipeline writes every visit to Kafka twice and to PostgreSQL once, so the lower of the two
 is what no pipeline on this machine could beat.
 
-    uv run python -m bench.end_to_end                    # 300,000 visits (~5 min)
+    uv run python -m bench.end_to_end                    # 150,000 visits (~6 min here)
     uv run python -m bench.end_to_end --visits 50000 --record
     uv run python -m bench.end_to_end --smoke            # seconds; what CI runs
 """
@@ -90,6 +90,8 @@ class Figures:
     alert_p99_ms: float
     promises_kept: bool
     problems: list[str]
+    senders: int = 1
+    generator_cpu_s: float = 0.0
     services: list[Service] = field(default_factory=list)
     kafka_per_s: float = 0.0
     copy_per_s: float = 0.0
@@ -187,7 +189,7 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1]
 
 
-async def run(visits: int, raw_count: int) -> Figures:
+async def run(visits: int, raw_count: int, senders: int) -> Figures:
     name = f"terrain_bench_{uuid4().hex[:10]}"
     admin = await asyncpg.connect(ADMIN_DATABASE_URL)
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -233,7 +235,7 @@ async def run(visits: int, raw_count: int) -> Figures:
             options = DayOptions(visits=visits, seed=2026, campaign_id=f"bench-{uuid4().hex[:6]}")
             result: SimulationResult = await simulate(
                 database_url=url, ingest_url=ingest_url, options=options, rate=0,
-                concurrency=32, settle_s=600,
+                concurrency=32, settle_s=600, senders=senders,
             )  # fmt: skip
             for service in services.values():
                 service.cpu_load_s = cpu_s(service.process.pid) - service.cpu_before
@@ -266,6 +268,8 @@ async def run(visits: int, raw_count: int) -> Figures:
         alert_p50_ms=_percentile(alerts, 0.5) * 1000,
         alert_p99_ms=_percentile(alerts, 0.99) * 1000,
         promises_kept=result.verdict.ok,
+        senders=senders,
+        generator_cpu_s=result.sender.cpu_s,
         problems=result.verdict.problems[:5],
         services=list(services.values()),
         kafka_per_s=kafka_per_s,
@@ -317,21 +321,25 @@ def table(f: Figures, note: str = "") -> str:
         f"{f.visits:,} visits sent in {f.sending_s:.1f} s, {f.accepted:,} accepted, "
         f"{f.stored:,} stored; every promise kept: {'yes' if f.promises_kept else 'NO'}"
         + (f" ({'; '.join(f.problems)})" if f.problems else ""),
+        f"load generator (the simulator, {f.senders} process{'es' if f.senders > 1 else ''} "
+        f"on the same 2 cores): {f.generator_cpu_s:.1f} s CPU, "
+        f"{f.generator_cpu_s / f.sending_s if f.sending_s else 0:.0%} of a core",
     ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--visits", type=int, default=300_000)
+    parser.add_argument("--visits", type=int, default=150_000)
     parser.add_argument("--raw", type=int, default=100_000, help="rows for the raw limits")
     parser.add_argument("--smoke", action="store_true", help="600 visits; checks that it runs")
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
     parser.add_argument("--note", default="", help="a remark recorded with the run")
+    parser.add_argument("--senders", type=int, default=2, help="load generator processes")
     args = parser.parse_args(argv)
     if args.smoke:
         args.visits, args.raw = 600, 5_000
-    figures = asyncio.run(run(args.visits, args.raw))
+    figures = asyncio.run(run(args.visits, args.raw, args.senders))
     report = table(figures, args.note)
     print(report)
     if args.record:

@@ -60,6 +60,8 @@ class Sender:
         self._rng = random.Random(seed)
         self.outcomes: dict[str, Outcome] = {}
         self.stats = RunStats()
+        # CPU seconds the sending took (the load generator's own cost, for benchmarks).
+        self.cpu_s = 0.0
 
     async def _post(
         self, client: httpx.AsyncClient, path: str, market: Market, body: Any

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -15,7 +17,7 @@ from rich.table import Table
 
 from terrain_contracts.markets import Market
 from terrain_simulator.generator import DayOptions, PlannedVisit, field_day
-from terrain_simulator.runner import Sender
+from terrain_simulator.runner import Outcome, RunStats, Sender
 from terrain_simulator.verify import Verdict, verify
 
 
@@ -49,24 +51,16 @@ async def connect_patiently(database_url: str, *, patience_s: float) -> asyncpg.
             await asyncio.sleep(1.0)
 
 
-async def simulate(
+async def _send_here(
+    visits: list[PlannedVisit],
     *,
-    database_url: str,
     ingest_url: str,
-    options: DayOptions,
-    concurrency: int = 32,
-    rate: float = 0.0,
-    console: Console | None = None,
-    settle_s: float = 120.0,
-) -> SimulationResult:
-    # Logs and CI are not terminals: give the per-market table room instead of 80 columns.
-    console = console or (Console() if sys.stdout.isatty() else Console(width=140))
-    connection = await asyncpg.connect(database_url)
-    try:
-        tokens = await ensure_devices(connection, f"simulator seed {options.seed}")
-    finally:
-        await connection.close()
-    visits = list(field_day(options, now=datetime.now(UTC)))
+    tokens: dict[Market, str],
+    concurrency: int,
+    rate: float,
+    seed: int,
+    console: Console,
+) -> Sender:
     with Progress(
         TextColumn("[bold]field day[/]"),
         BarColumn(),
@@ -89,9 +83,97 @@ async def simulate(
             concurrency=concurrency,
             rate=rate,
             on_progress=advance,
-            seed=options.seed,
+            seed=seed,
         )
+        cpu = time.process_time()
         await sender.run(visits)
+        sender.cpu_s = time.process_time() - cpu
+    return sender
+
+
+def _send_slice(
+    visits: list[PlannedVisit],
+    ingest_url: str,
+    tokens: dict[Market, str],
+    concurrency: int,
+    rate: float,
+    seed: int,
+) -> tuple[dict[str, Outcome], RunStats, float]:
+    """One sending process: its share of the day, its outcomes, stats and CPU seconds."""
+    sender = Sender(
+        ingest_url=ingest_url, tokens=tokens, concurrency=concurrency, rate=rate, seed=seed
+    )
+    asyncio.run(sender.run(visits))
+    return sender.outcomes, sender.stats, time.process_time()
+
+
+async def _send_in_processes(
+    visits: list[PlannedVisit],
+    *,
+    ingest_url: str,
+    tokens: dict[Market, str],
+    concurrency: int,
+    rate: float,
+    seed: int,
+    senders: int,
+) -> Sender:
+    """The day split over ``senders`` processes (one Python process tops out at a few
+    hundred requests/s); their outcomes and counts merged into one Sender for verify."""
+    loop = asyncio.get_running_loop()
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=senders, mp_context=context) as pool:
+        share = max(1, concurrency // senders)
+        parts = await asyncio.gather(
+            *(
+                loop.run_in_executor(
+                    pool, _send_slice, visits[i::senders], ingest_url, tokens, share,
+                    rate / senders, seed + i,
+                )
+                for i in range(senders)
+            )
+        )  # fmt: skip
+    merged = Sender(ingest_url=ingest_url, tokens=tokens, seed=seed)
+    merged.stats.started = min(stats.started for _, stats, _ in parts)
+    merged.stats.finished = max(stats.finished for _, stats, _ in parts)
+    for outcomes, stats, cpu in parts:
+        merged.outcomes.update(outcomes)
+        merged.stats.requests += stats.requests
+        merged.stats.retries += stats.retries
+        for status, n in stats.http_status.items():
+            merged.stats.http_status[status] = merged.stats.http_status.get(status, 0) + n
+        merged.cpu_s += cpu
+    return merged
+
+
+async def simulate(
+    *,
+    database_url: str,
+    ingest_url: str,
+    options: DayOptions,
+    concurrency: int = 32,
+    rate: float = 0.0,
+    console: Console | None = None,
+    settle_s: float = 120.0,
+    senders: int = 1,
+) -> SimulationResult:
+    # Logs and CI are not terminals: give the per-market table room instead of 80 columns.
+    console = console or (Console() if sys.stdout.isatty() else Console(width=140))
+    connection = await asyncpg.connect(database_url)
+    try:
+        tokens = await ensure_devices(connection, f"simulator seed {options.seed}")
+    finally:
+        await connection.close()
+    visits = list(field_day(options, now=datetime.now(UTC)))
+    if senders > 1:
+        sender = await _send_in_processes(
+            visits, ingest_url=ingest_url, tokens=tokens, concurrency=concurrency, rate=rate,
+            seed=options.seed, senders=senders,
+        )  # fmt: skip
+    else:
+        sender = await _send_here(
+            visits, ingest_url=ingest_url, tokens=tokens, concurrency=concurrency, rate=rate,
+            seed=options.seed, console=console,
+        )  # fmt: skip
     console.print(
         f"sent {len(visits):,} visits in {sender.stats.seconds:.1f} s "
         f"({len(visits) / max(sender.stats.seconds, 1e-6):,.0f}/s), "
