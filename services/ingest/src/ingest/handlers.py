@@ -76,12 +76,7 @@ async def authenticate(request: Request, runtime: IngestRuntime) -> Device:
     try:
         device = await runtime.devices.authenticate(token.strip())
     except DirectoryUnavailable:
-        raise Problem(
-            503,
-            "Submissions cannot be stored right now; keep them in the outbox and retry",
-            retry_after_s=5,
-            code="unavailable",
-        ) from None
+        raise _unavailable() from None
     if device is None:
         raise Problem(
             401,
@@ -154,12 +149,17 @@ async def publish(runtime: IngestRuntime, envelopes: list[SubmissionReceivedV1])
     except (KafkaError, TimeoutError, ConnectionError) as error:
         KAFKA_PUBLISH_FAILURES.labels("ingest", SUBMISSIONS_RAW.id).inc()
         log.warning("kafka unavailable: %s", type(error).__name__)
-        raise Problem(
-            503,
-            "Submissions cannot be stored right now; keep them in the outbox and retry",
-            retry_after_s=5,
-            code="unavailable",
-        ) from None
+        raise _unavailable() from None
+
+
+def _unavailable() -> Problem:
+    # The app keeps the visit in its outbox and resends it: same id, so never a duplicate.
+    return Problem(
+        503,
+        "Submissions cannot be stored right now; keep them in the outbox and retry",
+        retry_after_s=5,
+        code="unavailable",
+    )
 
 
 def _accept(
