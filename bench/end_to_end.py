@@ -49,13 +49,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from bench.enrich_store import build_records, raw_copy
 from bench.ingest import producer_performance
 from bench.procstat import cpu_s, rss_mb
-from terrain_contracts.markets import Market
 from terrain_runtime.db import migrate
 from terrain_runtime.kafka import ensure_topics
 from terrain_runtime.settings import TerrainSettings
 from terrain_simulator.generator import DayOptions
 from terrain_simulator.simulate import SimulationResult, simulate
-from tests.helpers import ADMIN_DATABASE_URL, KAFKA, WebhookSink, delete_topics
+from tests.helpers import ADMIN_DATABASE_URL, KAFKA, WebhookSink, country_managers, delete_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("ingest", "enrich", "notify")
@@ -156,8 +155,16 @@ async def _raw_limits(namespace: str, url: str, count: int) -> tuple[float, floa
         await admin.create_topics([NewTopic(topic, num_partitions=12, replication_factor=1)])
     finally:
         await admin.close()
-    size = len(records[0][1])
-    kafka = await asyncio.to_thread(producer_performance, topic, max(count, 50_000), size, -1)
+    try:
+        size = len(records[0][1])
+        kafka = await asyncio.to_thread(producer_performance, topic, max(count, 50_000), size, -1)
+    finally:
+        admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+        await admin.start()
+        try:
+            await admin.delete_topics([topic])
+        finally:
+            await admin.close()
     copy = await raw_copy(url, records, {})
     return kafka.records_per_s, copy["per_s"]
 
@@ -205,41 +212,35 @@ async def run(visits: int, raw_count: int, senders: int) -> Figures:
     services: dict[str, Service] = {}
     try:
         with WebhookSink() as sink:
-            for market in Market:
-                await connection.execute(
-                    """INSERT INTO terrain.managers (market, name, role, webhook_url)
-                       VALUES ($1, $2, 'country_manager', $3)""",
-                    market.value,
-                    f"manager {market.value}",
-                    sink.url(f"/{market.value}"),
-                )
-            port = _free_port()
-            env = {
-                **os.environ,
-                "TERRAIN_ENVIRONMENT": "test",
-                "DATABASE_URL": url,
-                "TERRAIN_TOPIC_NAMESPACE": namespace,
-                "TERRAIN_INGEST_PORT": str(port),
-                "TERRAIN_NOTIFY_PORT": str(_free_port()),
-                "TERRAIN_LOG_LEVEL": "WARNING",
-                # A handful of simulated devices send everything: lift the per-device limit.
-                "TERRAIN_RATE_LIMIT_PER_MINUTE": "10000000",
-                "TERRAIN_RATE_LIMIT_BURST": "100000",
-            }
-            for service_name in SERVICES:
-                services[service_name] = await _start(service_name, env, logs)
-            ingest_url = f"http://127.0.0.1:{port}"
-            await _warm_up(services, url, ingest_url)
-            for service in services.values():
-                service.cpu_before = cpu_s(service.process.pid)
-            options = DayOptions(visits=visits, seed=2026, campaign_id=f"bench-{uuid4().hex[:6]}")
-            result: SimulationResult = await simulate(
-                database_url=url, ingest_url=ingest_url, options=options, rate=0,
-                concurrency=32, settle_s=600, senders=senders,
-            )  # fmt: skip
-            for service in services.values():
-                service.cpu_load_s = cpu_s(service.process.pid) - service.cpu_before
-                service.rss_peak_mb = rss_mb(service.process.pid)[1]
+            async with country_managers(url, sink):
+                port = _free_port()
+                env = {
+                    **os.environ,
+                    "TERRAIN_ENVIRONMENT": "test",
+                    "DATABASE_URL": url,
+                    "TERRAIN_TOPIC_NAMESPACE": namespace,
+                    "TERRAIN_INGEST_PORT": str(port),
+                    "TERRAIN_NOTIFY_PORT": str(_free_port()),
+                    "TERRAIN_LOG_LEVEL": "WARNING",
+                    # A handful of simulated devices send everything: lift the per-device limit.
+                    "TERRAIN_RATE_LIMIT_PER_MINUTE": "10000000",
+                    "TERRAIN_RATE_LIMIT_BURST": "100000",
+                }
+                for service_name in SERVICES:
+                    services[service_name] = await _start(service_name, env, logs)
+                ingest_url = f"http://127.0.0.1:{port}"
+                await _warm_up(services, url, ingest_url)
+                for service in services.values():
+                    service.cpu_before = cpu_s(service.process.pid)
+                campaign = f"bench-{uuid4().hex[:6]}"
+                options = DayOptions(visits=visits, seed=2026, campaign_id=campaign)
+                result: SimulationResult = await simulate(
+                    database_url=url, ingest_url=ingest_url, options=options, rate=0,
+                    concurrency=32, settle_s=600, senders=senders,
+                )  # fmt: skip
+                for service in services.values():
+                    service.cpu_load_s = cpu_s(service.process.pid) - service.cpu_before
+                    service.rss_peak_mb = rss_mb(service.process.pid)[1]
     finally:
         for service in services.values():
             if service.process.returncode is None:
