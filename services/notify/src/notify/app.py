@@ -32,7 +32,13 @@ from notify.web import create_web_app
 from terrain_contracts.messages import DeadLetterV1
 from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED
 from terrain_runtime.db import create_pool
-from terrain_runtime.kafka import batch_subscriber, make_broker, observe_lag, source_records
+from terrain_runtime.kafka import (
+    batch_subscriber,
+    make_broker,
+    make_producer,
+    observe_lag,
+    source_records,
+)
 from terrain_runtime.metrics import BATCH_DURATION
 from terrain_runtime.telemetry import setup_tracing
 
@@ -130,15 +136,22 @@ def create_app(
             max_size=settings.db_pool_max,
         )
         dead_letter_topic = settings.topic(DEAD_LETTERS)
+        # The same self-renewing producer as enrich's: after a broker restart, a dead
+        # letter must not fail forever and hold its batch back with it.
+        producer = make_producer(settings, client_id=f"terrain-{SERVICE}-producer")
+        await producer.start()
 
         async def publish_dead_letters(letters: list[DeadLetterV1]) -> None:
-            for letter in letters:
-                await broker.publish(
-                    letter.model_dump_json().encode(),
+            pending = [
+                await producer.send(
                     dead_letter_topic,
+                    letter.model_dump_json().encode(),
                     key=f"{letter.source_topic}/{letter.source_partition}/{letter.source_offset}".encode(),
-                    headers={"content-type": "application/json"},
+                    headers=[("content-type", b"application/json")],
                 )
+                for letter in letters
+            ]
+            await asyncio.gather(*pending)
 
         runtime = NotifyRuntime(
             settings=settings,
@@ -201,6 +214,7 @@ def create_app(
             await sender.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
             await client.aclose()
+            await producer.stop()
             await pool.close()
             tracer_provider.shutdown()
 
