@@ -247,10 +247,34 @@ async def ensure_topics(
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
             created = [topic.name for topic in wanted]
+            await _until_ready(admin, {t.name: t.num_partitions for t in wanted})
             log.info("created topics", extra={"topics": created})
     finally:
         await admin.close()
     return created
+
+
+async def _until_ready(
+    admin: AIOKafkaAdminClient, partitions: dict[str, int], timeout_s: float = 30.0
+) -> None:
+    """Return once every topic has all its partitions with a leader: a created topic takes a
+    moment to reach the metadata, and whoever runs next (a service, a test) must find it."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        described = await admin.describe_topics(list(partitions))
+        ready = {
+            t["topic"]
+            for t in described
+            if t["error_code"] == 0
+            and len(t["partitions"]) == partitions[t["topic"]]
+            and all(p["leader"] >= 0 for p in t["partitions"])
+        }
+        if ready >= set(partitions):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            missing = sorted(set(partitions) - ready)
+            raise RuntimeError(f"topics not ready after {timeout_s:.0f} s: {missing}")
+        await asyncio.sleep(0.1)
 
 
 class ErrorBackoff:
