@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,7 +45,7 @@ class Sender:
         self,
         *,
         ingest_url: str,
-        tokens: dict[Market, str],
+        tokens: dict[Market, list[str]],
         concurrency: int = 32,
         rate: float = 0.0,
         max_attempts: int = 20,
@@ -63,8 +64,14 @@ class Sender:
         # CPU seconds the sending took (the load generator's own cost, for benchmarks).
         self.cpu_s = 0.0
 
+    def _token(self, visit: PlannedVisit) -> str:
+        """The device of the visit's agent: each agent keeps one device all day."""
+        tokens = self._tokens[visit.market]
+        agent = str(visit.document.get("agent", {}).get("employee_id", visit.index))
+        return tokens[zlib.crc32(agent.encode()) % len(tokens)]
+
     async def _post(
-        self, client: httpx.AsyncClient, path: str, market: Market, body: Any
+        self, client: httpx.AsyncClient, path: str, token: str, body: Any
     ) -> httpx.Response | None:
         delay = 0.2
         for attempt in range(self._max_attempts):
@@ -75,7 +82,7 @@ class Sender:
                 response = await client.post(
                     self._url + path,
                     json=body,
-                    headers={"authorization": f"Bearer {self._tokens[market]}"},
+                    headers={"authorization": f"Bearer {token}"},
                 )
             except httpx.HTTPError:
                 response = None
@@ -103,7 +110,9 @@ class Sender:
 
     async def _single(self, client: httpx.AsyncClient, visit: PlannedVisit) -> None:
         async def once() -> None:
-            response = await self._post(client, "/v1/submissions", visit.market, visit.document)
+            response = await self._post(
+                client, "/v1/submissions", self._token(visit), visit.document
+            )
             if response is None:
                 self._record(visit.submission_id, "failed")
             elif response.status_code == 202:
@@ -125,8 +134,9 @@ class Sender:
     ) -> None:
         documents = [v.document for v in visits for _ in range(v.sends)]
         ids = [v.submission_id for v in visits for _ in range(v.sends)]
+        # One outbox flushed at once: the device of its first visit's agent sends it.
         response = await self._post(
-            client, "/v1/submissions/batch", market, {"submissions": documents}
+            client, "/v1/submissions/batch", self._token(visits[0]), {"submissions": documents}
         )
         if response is None or response.status_code != 200:
             for submission_id in ids:
