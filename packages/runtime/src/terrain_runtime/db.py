@@ -126,6 +126,9 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
         max_size=max_size,
         # Fail a query that hangs on a dead server instead of blocking a consumer forever.
         command_timeout=30,
+        # And a connection attempt to a server that is going down or coming up: asyncpg's
+        # default is 60 s, during which whoever waits for the pool waits too.
+        timeout=5,
     )
     if pool is None:  # asyncpg types it Optional; it never is when awaited
         raise RuntimeError("asyncpg returned no pool")

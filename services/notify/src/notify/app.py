@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import uvicorn
@@ -101,6 +102,18 @@ def build_channels(settings: NotifySettings, client: httpx.AsyncClient) -> list[
             )
         )
     return channels
+
+
+def _report_death(task: asyncio.Task[Any]) -> None:
+    # These loops run for the life of the process: one ending early is a bug to see at once,
+    # not at shutdown.
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        logging.getLogger("terrain.notify").error(
+            "%s stopped: %s", task.get_name(), error, exc_info=error
+        )
 
 
 def create_app(
@@ -205,6 +218,8 @@ def create_app(
             ),
             asyncio.create_task(_serve_page(web, settings.http_port, log), name="ack-page"),
         ]
+        for task in tasks:
+            task.add_done_callback(_report_death)
         log.info("rule set %s loaded; ack page on port %d", ruleset.version, settings.http_port)
         try:
             yield

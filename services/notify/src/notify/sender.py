@@ -92,11 +92,14 @@ class Sender:
             if not self._claims:
                 continue
             try:
-                await extend_leases(
-                    connection=self._pool, claims=dict(self._claims), lease_s=self.lease_s
-                )
+                async with asyncio.timeout(self.lease_s / 3):
+                    await extend_leases(
+                        connection=self._pool, claims=dict(self._claims), lease_s=self.lease_s
+                    )
             except DB_ERRORS as error:
                 log.warning("could not renew leases: %s", type(error).__name__)
+            except Exception:
+                log.exception("renewing leases failed unexpectedly")
 
     async def _claim_and_deliver(self) -> None:
         settings = self._settings
@@ -106,15 +109,21 @@ class Sender:
             due: list[DueAlert] = []
             if free > 0:
                 try:
-                    due = await claim_due(
-                        connection=self._pool,
-                        limit=min(settings.sender_batch, free),
-                        lease_s=self.lease_s,
-                        per_market=settings.sender_per_market,
-                        room=room,
-                    )
+                    # Bounded: a pool waiting on a server that went away must not stall
+                    # every alert behind it.
+                    async with asyncio.timeout(self.lease_s):
+                        due = await claim_due(
+                            connection=self._pool,
+                            limit=min(settings.sender_batch, free),
+                            lease_s=self.lease_s,
+                            per_market=settings.sender_per_market,
+                            room=room,
+                        )
                 except DB_ERRORS as error:
                     log.warning("outbox unavailable: %s", type(error).__name__)
+                except Exception:
+                    # Whatever it is, the loop that sends every alert must not end with it.
+                    log.exception("claiming alerts failed unexpectedly")
             for alert in due:
                 self._per_market[alert.market] += 1
                 self._claims[alert.alert_id] = alert.attempt
