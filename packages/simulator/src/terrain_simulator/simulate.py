@@ -60,7 +60,7 @@ async def connect_patiently(database_url: str, *, patience_s: float) -> asyncpg.
     while True:
         try:
             return await asyncpg.connect(database_url, timeout=10)
-        except (OSError, asyncpg.CannotConnectNowError, TimeoutError):
+        except (OSError, asyncpg.CannotConnectNowError):  # TimeoutError is an OSError
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(1.0)
