@@ -52,3 +52,15 @@ def test_a_success_resets_the_consecutive_count() -> None:
         budget.record(failed=True)
         budget.record(failed=True)
         budget.record(failed=False)
+
+
+def test_failures_that_left_the_window_no_longer_count() -> None:
+    # 5 failures then 5 successes fill a window of 10 at exactly the limit; each further
+    # success pushes out an old failure, so failing again later stays under 50 %.
+    budget = DeadLetterBudget(max_consecutive=1000, max_ratio=0.5, window=10)
+    for failed in [True] * 5 + [False] * 10:
+        budget.record(failed=failed)
+    for _ in range(5):
+        budget.record(failed=True)  # 5 of the last 10: at the limit, not above it
+    with pytest.raises(DeadLetterLimitExceeded, match="60% of the last 10"):
+        budget.record(failed=True)

@@ -72,10 +72,14 @@ class DeadLetterBudget:
         self.max_consecutive = max_consecutive
         self.max_ratio = max_ratio
         self._recent: deque[bool] = deque(maxlen=window)
+        self._failed_in_window = 0  # kept as records come and go: no sum over the window
         self._consecutive = 0
 
     def record(self, *, failed: bool) -> None:
+        if len(self._recent) == self._recent.maxlen and self._recent[0]:
+            self._failed_in_window -= 1  # the oldest record leaves the window
         self._recent.append(failed)
+        self._failed_in_window += failed
         self._consecutive = self._consecutive + 1 if failed else 0
         if self._consecutive > self.max_consecutive:
             raise DeadLetterLimitExceeded(
@@ -83,7 +87,7 @@ class DeadLetterBudget:
             )
         window_full = len(self._recent) == self._recent.maxlen
         if window_full:
-            ratio = sum(self._recent) / len(self._recent)
+            ratio = self._failed_in_window / len(self._recent)
             if ratio > self.max_ratio:
                 raise DeadLetterLimitExceeded(
                     f"{ratio:.0%} of the last {len(self._recent)} records failed"
