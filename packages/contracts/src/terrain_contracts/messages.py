@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Literal, TypeVar
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from terrain_contracts.markets import Market
 from terrain_contracts.submission import (
@@ -173,6 +173,16 @@ class UnknownSchemaVersion(ValueError):
 
 
 def _decode(payload: bytes, versions: dict[int, type[_EnvelopeT]], what: str) -> _EnvelopeT:
+    # Nearly every record is of the newest version and valid: validating the bytes at once
+    # is a third cheaper than parsing, then validating. Only a record naming its version
+    # is taken this way (the model's default would accept one that names none).
+    try:
+        decoded = versions[max(versions)].model_validate_json(payload)
+    except ValidationError:
+        pass  # the slower path below says precisely what is wrong
+    else:
+        if "schema_version" in decoded.model_fields_set:
+            return decoded
     # Peek at the version first so an unknown version is reported as such, not as a
     # confusing list of validation errors against the wrong model.
     head = json.loads(payload)
