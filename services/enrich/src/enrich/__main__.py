@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
+import uvloop
 from prometheus_client import start_http_server
 
 from enrich.app import create_app
@@ -17,7 +16,7 @@ def main() -> None:
     setup_logging(settings, SERVICE)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="0.0.0.0")  # noqa: S104 - scraped in-cluster
-    asyncio.run(create_app(settings).run())
+    uvloop.run(create_app(settings).run())
 
 
 if __name__ == "__main__":

@@ -3,8 +3,7 @@ page until SIGTERM."""
 
 from __future__ import annotations
 
-import asyncio
-
+import uvloop
 from prometheus_client import start_http_server
 
 from notify.app import create_app
@@ -19,7 +18,7 @@ def main() -> None:
     # The page serves /metrics too; a separate port keeps scraping off the public one.
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="0.0.0.0")  # noqa: S104 - scraped in-cluster
-    asyncio.run(create_app(settings).run())
+    uvloop.run(create_app(settings).run())
 
 
 if __name__ == "__main__":
