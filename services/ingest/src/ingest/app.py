@@ -86,7 +86,12 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     )
     app.include_router(router)
     FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=tracer_provider, excluded_urls="healthz,readyz,metrics"
+        app,
+        tracer_provider=tracer_provider,
+        excluded_urls="healthz,readyz,metrics",
+        # One span per request: the per-message "http receive"/"http send" spans told an
+        # SRE nothing the request span does not, and cost a sixth of a single POST's CPU.
+        exclude_spans=["receive", "send"],
     )
     app.mount("/metrics", make_asgi_app())
     app.add_middleware(LoadShedding, max_in_flight=settings.max_in_flight)
