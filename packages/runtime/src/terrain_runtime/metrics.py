@@ -6,7 +6,26 @@ never an id, a device or anything a client controls, so cardinality cannot explo
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import os
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
+
+# Set (to an empty directory) before the server processes of one service start: each then
+# writes its samples there, and any of them serves the sum of all (prometheus_client's
+# multiprocess mode). Unset, a process serves its own registry.
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # the name prometheus_client reads
+
+
+def metrics_registry() -> CollectorRegistry:
+    """What a /metrics endpoint serves: the whole service, however many processes it runs."""
+    directory = os.environ.get(MULTIPROCESS_DIR_ENV)
+    if not directory:
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    return registry
+
 
 # Latency buckets for one request or one hop: 1 ms to 10 s.
 _FAST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

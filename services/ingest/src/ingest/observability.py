@@ -8,9 +8,8 @@ import time
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ingest import SERVICE
 from terrain_runtime.metrics import HTTP_DURATION, HTTP_REQUESTS
-
-SERVICE = "ingest"
 
 
 class RequestMetrics:

@@ -10,6 +10,15 @@ from terrain_runtime.settings import TerrainSettings
 class IngestSettings(TerrainSettings):
     host: str = Field(default="127.0.0.1", validation_alias="TERRAIN_INGEST_HOST")
     port: int = Field(default=8000, validation_alias="TERRAIN_INGEST_PORT")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        validation_alias="TERRAIN_INGEST_WORKERS",
+        description="Server processes accepting on the port, to use more than one core. Each "
+        "has its own Kafka producer, device cache and database pool; the rate limit, "
+        "max_in_flight and the body budget apply per process.",
+    )
     max_body_bytes: int = Field(
         default=5 * 1024 * 1024, description="Largest request body (a full batch)."
     )
