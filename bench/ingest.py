@@ -43,9 +43,9 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from bench.procstat import tree_cpu_s, tree_rss_mb
+
 ROOT = Path(__file__).resolve().parents[1]
-if __package__ in (None, ""):  # run as `python bench/ingest.py`: make `tests` importable
-    sys.path.insert(0, str(ROOT))
 
 # The 8 hex digits at the head of every submission id in a body template: the load
 # generator writes a per-request counter there, so every request carries fresh ids.
@@ -528,38 +528,28 @@ def producer_performance(topic: str, records: int, record_size: int, throughput:
 
 
 class ProcessWatch:
-    """RSS and CPU of a process from /proc, sampled in a thread."""
+    """RSS and CPU of ingest (its server processes too, when it runs several), from /proc,
+    sampled in a thread."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.peak_rss_mb = 0.0
+        self.peak_rss_mb = 0.0  # all of ingest's processes together
+        self.peak_process_rss_mb = 0.0  # the largest one
         self.last_rss_mb = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
-    def rss_mb(self) -> float:
-        try:
-            status = Path(f"/proc/{self.pid}/status").read_text()
-        except OSError:
-            return 0.0
-        found = re.search(r"VmRSS:\s+(\d+) kB", status)
-        return int(found.group(1)) / 1024 if found else 0.0
-
     def cpu_s(self) -> float:
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        # utime and stime are fields 14 and 15 of stat(5); fields[0] here is field 3.
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return tree_cpu_s(self.pid)
 
     def _sample(self) -> None:
         while not self._stop.wait(0.25):
-            rss = self.rss_mb()
-            if rss:
-                self.last_rss_mb = rss
-                self.peak_rss_mb = max(self.peak_rss_mb, rss)
+            total, largest = tree_rss_mb(self.pid)
+            if total:
+                self.last_rss_mb = total
+                self.peak_rss_mb = max(self.peak_rss_mb, total)
+                self.peak_process_rss_mb = max(self.peak_process_rss_mb, largest)
 
     def stop(self) -> None:
         self._stop.set()
@@ -574,10 +564,11 @@ def _free_port() -> int:
 
 
 def start_ingest(
-    database_url: str, namespace: str, port: int, log: Path, command: list[str]
+    database_url: str, namespace: str, port: int, log: Path, command: list[str], workers: int = 1
 ) -> subprocess.Popen[bytes]:
     env = os.environ | {
         "TERRAIN_ENVIRONMENT": "test",
+        "TERRAIN_INGEST_WORKERS": str(workers),
         "DATABASE_URL": database_url,
         "TERRAIN_TOPIC_NAMESPACE": namespace,
         "TERRAIN_INGEST_PORT": str(port),
@@ -648,7 +639,9 @@ class Run:
     single: Scenario
     latency: Scenario
     peak_rss_mb: float
+    peak_process_rss_mb: float
     end_rss_mb: float
+    workers: int
     load_start: tuple[float, float, float]
     load_end: tuple[float, float, float]
     started_at: datetime
@@ -739,7 +732,7 @@ def _admin_database_url() -> str:
     ).stdout.strip()
 
 
-def run(sizes: Sizes, ingest_command: list[str]) -> Run:
+def run(sizes: Sizes, ingest_command: list[str], workers: int) -> Run:
     from tests.factories import raw_record
 
     started_at = datetime.now(UTC)
@@ -771,7 +764,13 @@ def run(sizes: Sizes, ingest_command: list[str]) -> Run:
                 sizes.latency_rate,
             )
             started = setup.submit(
-                start_ingest, bench_url, namespace, port, logs / "ingest.log", ingest_command
+                start_ingest,
+                bench_url,
+                namespace,
+                port,
+                logs / "ingest.log",
+                ingest_command,
+                workers,
             )
             process = started.result()
             raw, raw_at_rate = raw_run.result(), rate_run.result()
@@ -820,7 +819,9 @@ def run(sizes: Sizes, ingest_command: list[str]) -> Run:
             single=single,
             latency=latency,
             peak_rss_mb=watch.peak_rss_mb,
+            peak_process_rss_mb=watch.peak_process_rss_mb,
             end_rss_mb=watch.last_rss_mb,
+            workers=workers,
             load_start=load_start,
             load_end=os.getloadavg(),
             started_at=started_at,
@@ -909,7 +910,10 @@ def table(result: Run) -> str:
             f" on a whole core), load generator {outcome.cpu_s:.1f} s"
         )
     details.append(
-        f"ingest RSS: peak {result.peak_rss_mb:.0f} MiB, at end {result.end_rss_mb:.0f} MiB; "
+        f"ingest: {result.workers} server process(es)"
+        f"{' and their supervisor' if result.workers > 1 else ''}; RSS of all: peak"
+        f" {result.peak_rss_mb:.0f} MiB, at end {result.end_rss_mb:.0f} MiB; largest process"
+        f" {result.peak_process_rss_mb:.0f} MiB; "
         f"load average (1/5/15 min) at start {'/'.join(f'{v:.2f}' for v in result.load_start)}, "
         f"at end {'/'.join(f'{v:.2f}' for v in result.load_end)}"
     )
@@ -964,9 +968,15 @@ def main(argv: list[str] | None = None) -> None:
         help="how the Python interpreter starts ingest (default '-m ingest'); to measure a "
         "candidate change against the same raw limit, e.g. '/tmp/variant.py'",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="ingest server processes (TERRAIN_INGEST_WORKERS); default: one per core",
+    )
     args = parser.parse_args(argv)
     sizes = SMOKE if args.smoke else FULL
-    result = run(sizes, args.ingest.split())
+    result = run(sizes, args.ingest.split(), args.workers)
     text = table(result)
     print(text)
     if args.record and not args.smoke:

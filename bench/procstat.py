@@ -18,3 +18,41 @@ def rss_mb(pid: int) -> tuple[float, float]:
     status = Path(f"/proc/{pid}/status").read_text()
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def tree(pid: int) -> list[int]:
+    """A process and its descendants (a server's workers, say), parents first."""
+    found = [pid]
+    for parent in found:
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            continue
+        found.extend(int(child) for child in children)
+    return found
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its live descendants, plus what its reaped children
+    used (a worker that exited still counts)."""
+    total = 0.0
+    for member in tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+        if member == pid:
+            total += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def tree_rss_mb(pid: int) -> tuple[float, float]:
+    """(sum, largest) current resident memory over a process and its descendants, in MB."""
+    sizes = []
+    for member in tree(pid):
+        try:
+            sizes.append(rss_mb(member)[0])
+        except (OSError, KeyError):
+            continue
+    return sum(sizes), max(sizes, default=0.0)
