@@ -48,7 +48,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.enrich_store import build_records, raw_copy
 from bench.ingest import producer_performance
-from bench.procstat import cpu_s, rss_mb
+from bench.procstat import rss_mb, tree, tree_cpu_s
 from terrain_runtime.db import migrate
 from terrain_runtime.kafka import ensure_topics
 from terrain_runtime.settings import TerrainSettings
@@ -90,11 +90,18 @@ class Figures:
     promises_kept: bool
     problems: list[str]
     senders: int = 1
+    ingest_workers: int = 1
     generator_cpu_s: float = 0.0
     services: list[Service] = field(default_factory=list)
     kafka_per_s: float = 0.0
     copy_per_s: float = 0.0
     server: str = ""
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """Peak resident memory of a service: of all its processes together (their peaks
+    summed, which bounds the true simultaneous peak from above) when it runs several."""
+    return sum(rss_mb(member)[1] for member in tree(pid))
 
 
 def _free_port() -> int:
@@ -196,7 +203,7 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1]
 
 
-async def run(visits: int, raw_count: int, senders: int) -> Figures:
+async def run(visits: int, raw_count: int, senders: int, ingest_workers: int = 1) -> Figures:
     name = f"terrain_bench_{uuid4().hex[:10]}"
     admin = await asyncpg.connect(ADMIN_DATABASE_URL)
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -220,6 +227,7 @@ async def run(visits: int, raw_count: int, senders: int) -> Figures:
                     "DATABASE_URL": url,
                     "TERRAIN_TOPIC_NAMESPACE": namespace,
                     "TERRAIN_INGEST_PORT": str(port),
+                    "TERRAIN_INGEST_WORKERS": str(ingest_workers),
                     "TERRAIN_NOTIFY_PORT": str(_free_port()),
                     "TERRAIN_LOG_LEVEL": "WARNING",
                     # A handful of simulated devices send everything: lift the per-device limit.
@@ -231,7 +239,7 @@ async def run(visits: int, raw_count: int, senders: int) -> Figures:
                 ingest_url = f"http://127.0.0.1:{port}"
                 await _warm_up(services, url, ingest_url)
                 for service in services.values():
-                    service.cpu_before = cpu_s(service.process.pid)
+                    service.cpu_before = tree_cpu_s(service.process.pid)
                 campaign = f"bench-{uuid4().hex[:6]}"
                 options = DayOptions(visits=visits, seed=2026, campaign_id=campaign)
                 result: SimulationResult = await simulate(
@@ -239,8 +247,8 @@ async def run(visits: int, raw_count: int, senders: int) -> Figures:
                     concurrency=32, settle_s=600, senders=senders,
                 )  # fmt: skip
                 for service in services.values():
-                    service.cpu_load_s = cpu_s(service.process.pid) - service.cpu_before
-                    service.rss_peak_mb = rss_mb(service.process.pid)[1]
+                    service.cpu_load_s = tree_cpu_s(service.process.pid) - service.cpu_before
+                    service.rss_peak_mb = _peak_rss_mb(service.process.pid)
     finally:
         for service in services.values():
             if service.process.returncode is None:
@@ -276,6 +284,7 @@ async def run(visits: int, raw_count: int, senders: int) -> Figures:
         kafka_per_s=kafka_per_s,
         copy_per_s=copy_per_s,
         server=server,
+        ingest_workers=ingest_workers,
     )
 
 
@@ -324,7 +333,8 @@ def table(f: Figures, note: str = "") -> str:
         + (f" ({'; '.join(f.problems)})" if f.problems else ""),
         f"load generator (the simulator, {f.senders} process{'es' if f.senders > 1 else ''} "
         f"on the same 2 cores): {f.generator_cpu_s:.1f} s CPU, "
-        f"{f.generator_cpu_s / f.sending_s if f.sending_s else 0:.0%} of a core",
+        f"{f.generator_cpu_s / f.sending_s if f.sending_s else 0:.0%} of a core; ingest ran "
+        f"{f.ingest_workers} server process{'es' if f.ingest_workers > 1 else ''}",
     ]
     return "\n".join(lines)
 
@@ -337,10 +347,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
     parser.add_argument("--note", default="", help="a remark recorded with the run")
     parser.add_argument("--senders", type=int, default=2, help="load generator processes")
+    parser.add_argument(
+        "--ingest-workers", type=int, default=1, help="ingest server processes (see deploy/)"
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.visits, args.raw = 600, 5_000
-    figures = asyncio.run(run(args.visits, args.raw, args.senders))
+    figures = asyncio.run(run(args.visits, args.raw, args.senders, args.ingest_workers))
     report = table(figures, args.note)
     print(report)
     if args.record:
