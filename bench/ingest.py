@@ -732,7 +732,7 @@ def _admin_database_url() -> str:
     ).stdout.strip()
 
 
-def run(sizes: Sizes, ingest_command: list[str], workers: int) -> Run:
+def run(sizes: Sizes, ingest_command: list[str], ingest_workers: int) -> Run:
     from tests.factories import raw_record
 
     started_at = datetime.now(UTC)
@@ -770,7 +770,7 @@ def run(sizes: Sizes, ingest_command: list[str], workers: int) -> Run:
                 port,
                 logs / "ingest.log",
                 ingest_command,
-                workers,
+                ingest_workers,
             )
             process = started.result()
             raw, raw_at_rate = raw_run.result(), rate_run.result()
@@ -821,7 +821,7 @@ def run(sizes: Sizes, ingest_command: list[str], workers: int) -> Run:
             peak_rss_mb=watch.peak_rss_mb,
             peak_process_rss_mb=watch.peak_process_rss_mb,
             end_rss_mb=watch.last_rss_mb,
-            workers=workers,
+            workers=ingest_workers,
             load_start=load_start,
             load_end=os.getloadavg(),
             started_at=started_at,

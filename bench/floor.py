@@ -1,0 +1,394 @@
+"""The floor: what the parts Terrain is built on cost per submission on this machine, and
+the ceilings that puts on the throughput targets of issues 3, 4 and 7.
+
+Every figure is CPU time per record of a library doing only its share of a submission's
+work, on realistic records, in one run: no HTTP server, no tracing, no logging, none of
+Terrain's own logic. It is what any Python pipeline with the chosen dependencies would
+spend at least:
+
+- pydantic (chosen): the field document validated from JSON (ingest); the raw envelope
+  written (ingest) and read (enrich); the enriched envelope written (enrich) and read
+  (notify);
+- phonenumbers (issue 3: "a well-kept phone-number library"): parse, possible-number check,
+  E.164; HMAC-SHA-256 pseudonym and AES-GCM seal of the number;
+- timezonefinder and h3 (enrich's geo: timezone and hotspot cell of a fix);
+- aiokafka (chosen): produce with acks=all, idempotent (ingest, enrich), consume (enrich,
+  notify): the client's CPU per record, and the Kafka broker's (its JVM's CPU over the same
+  interval, from /proc);
+- PostgreSQL: a binary COPY of the rows enrich writes, the server backend's CPU per row
+  (from /proc) plus the client's.
+
+A stage that needs at least F µs of CPU per submission can never pass cores / F
+submissions per second on this machine, whatever its code; the table compares that
+ceiling with each target. The real services also parse HTTP, trace, log, look up devices
+and segments, dedupe and commit, so their real ceiling is lower still.
+
+    uv run python -m bench.floor              # 20,000 records a step, about a minute
+    uv run python -m bench.floor --record     # same, appended to bench/RESULTS.md
+    uv run python -m bench.floor --smoke      # 500 records; checks that it runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import gc
+import hashlib
+import hmac
+import json
+import os
+import platform
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import h3  # type: ignore[import-untyped]
+import phonenumbers
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from opentelemetry.propagate import extract
+from opentelemetry.sdk.trace import TracerProvider
+from timezonefinder import TimezoneFinder
+
+from bench.enrich_store import build_records
+from bench.ingest import submission
+from bench.procstat import cpu_s
+from enrich.geo import load_gazetteer
+from enrich.logic import Decoded, decode, enrich_batch, plan_batch
+from enrich.repository import _COLUMNS, _record
+from ingest.logic import Device, receive
+from terrain_contracts.markets import MARKETS, Market
+from terrain_contracts.messages import SubmissionReceivedV1, SubmissionStoredV1
+from terrain_contracts.submission import FieldSubmission
+from terrain_runtime.db import migrate
+from terrain_runtime.dlq import SourceRecord
+from terrain_runtime.settings import TerrainSettings
+from terrain_runtime.tracing import headers_for
+from tests.helpers import ADMIN_DATABASE_URL, KAFKA
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = {  # submissions/s on a 2-core machine, from the issues
+    "ingest, batch endpoint (issue 3)": 20_000,
+    "enrich + store (issue 4)": 15_000,
+    "end to end (issue 7)": 10_000,
+}
+
+
+@dataclass
+class Floor:
+    """µs of CPU per record of each step, as measured."""
+
+    steps: dict[str, float] = field(default_factory=dict)
+
+    def __getitem__(self, step: str) -> float:
+        return self.steps[step]
+
+
+@contextmanager
+def _cpu(floor: Floor, step: str, count: int, pids: tuple[int, ...] = ()) -> Iterator[None]:
+    """CPU per record of this process (or of ``pids``) over the block."""
+    process = not pids
+    before = time.process_time() if process else sum(cpu_s(pid) for pid in pids)
+    yield
+    after = time.process_time() if process else sum(cpu_s(pid) for pid in pids)
+    floor.steps[step] = (after - before) / count * 1e6
+
+
+def _each(floor: Floor, step: str, items: list[Any], work: Callable[[Any], object]) -> None:
+    with _cpu(floor, step, len(items)):
+        for item in items:
+            work(item)
+
+
+def _broker_pid() -> int:
+    state = Path(os.environ.get("TERRAIN_STATE_DIR", ROOT / ".local"))
+    return int((state / "kafka" / "kafka.pid").read_text().split()[0])
+
+
+def pure_steps(floor: Floor, count: int) -> tuple[list[bytes], list[bytes]]:
+    """The CPU-only steps; returns the raw and enriched records for the Kafka steps."""
+    rng = random.Random(11)
+    now = datetime.now(UTC)
+    markets = [m.value for m in Market]
+    documents = [submission(rng, markets[i % len(markets)], now) for i in range(count)]
+    for document in documents:
+        document["submission_id"] = str(uuid4())
+    bodies = [json.dumps(d, ensure_ascii=False).encode() for d in documents]
+    _each(floor, "pydantic: validate the field document (JSON)", bodies,
+          FieldSubmission.model_validate_json)  # fmt: skip
+
+    numbers = [
+        (d["customer"]["msisdn"], d["agent"]["market"])
+        for d in documents
+        if "msisdn" in d["customer"]
+    ]
+
+    def normalise(pair: tuple[str, str]) -> str:
+        parsed = phonenumbers.parse(pair[0], pair[1])
+        phonenumbers.is_possible_number(parsed)
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+    _each(floor, "phonenumbers: parse, check, E.164", numbers, normalise)
+    secret, aead = os.urandom(32), AESGCM(AESGCM.generate_key(bit_length=256))
+
+    def protect(pair: tuple[str, str]) -> str:
+        digest = hmac.new(secret, pair[0].encode(), hashlib.sha256).hexdigest()
+        nonce = os.urandom(12)
+        sealed = aead.encrypt(nonce, pair[0].encode(), b"id")
+        return digest + base64.b64encode(nonce + sealed).decode()
+
+    _each(floor, "HMAC-SHA-256 + AES-GCM of the number", numbers, protect)
+
+    settings = TerrainSettings(environment="test")
+    envelopes = [
+        receive(
+            FieldSubmission.model_validate(d),
+            device=Device(UUID(int=1), Market(d["agent"]["market"]), "floor"),
+            received_at=now,
+            pseudonymiser=settings.pseudonymiser(),
+            sealer=settings.sealer(),
+            ingest_version="floor",
+        )
+        for d in documents
+    ]
+    raw: list[bytes] = []
+    _each(floor, "pydantic: write the raw envelope", envelopes,
+          lambda e: raw.append(e.model_dump_json().encode()))  # fmt: skip
+    _each(floor, "pydantic: read the raw envelope", raw,
+          SubmissionReceivedV1.model_validate_json)  # fmt: skip
+
+    finder = TimezoneFinder(in_memory=True)
+    fixes = [
+        (MARKETS[Market(d["agent"]["market"])].capital_lat + rng.uniform(-0.1, 0.1),
+         MARKETS[Market(d["agent"]["market"])].capital_lon + rng.uniform(-0.1, 0.1))
+        for d in documents
+    ]  # fmt: skip
+
+    def geo(fix: tuple[float, float]) -> None:
+        finder.timezone_at(lng=fix[1], lat=fix[0])
+        h3.latlng_to_cell(fix[0], fix[1], 8)
+
+    _each(floor, "timezonefinder + h3 of a GPS fix", fixes, geo)
+
+    # One trace per submission (issue 6): each service starts a span for it, continuing the
+    # context its record carried, and passes the context on in W3C headers. No exporter.
+    tracer = TracerProvider().get_tracer("floor")
+    carried = headers_for(tracer.start_span("field app"))
+    attributes = {"terrain.submission_id": str(uuid4()), "terrain.market": "SN"}
+
+    def span(_: object) -> None:
+        parent = extract(carried)
+        one = tracer.start_span("submission", context=parent, attributes=attributes)
+        headers_for(one)
+        one.end()
+
+    _each(floor, "opentelemetry-sdk: a span, its context into headers", envelopes, span)
+
+    enrichments = enrich_batch(envelopes, gazetteer=load_gazetteer(), segment_histories={})
+    stored_models = [
+        SubmissionStoredV1(
+            submission_id=e.submission_id,
+            market=e.submission.agent.market,
+            received_at=e.received_at,
+            stored_at=now,
+            enrichment=enrichment,
+            submission=e.submission,
+        )
+        for e, enrichment in zip(envelopes, enrichments, strict=True)
+    ]
+    enriched: list[bytes] = []
+    _each(floor, "pydantic: write the enriched envelope", stored_models,
+          lambda s: enriched.append(s.model_dump_json().encode()))  # fmt: skip
+    _each(floor, "pydantic: read the enriched envelope", enriched,
+          SubmissionStoredV1.model_validate_json)  # fmt: skip
+    return raw, enriched
+
+
+async def kafka_steps(floor: Floor, raw: list[bytes]) -> None:
+    topic = f"floor-{uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 12, 1)])
+        await asyncio.sleep(1)  # leaders elected
+        broker = _broker_pid()
+        producer = AIOKafkaProducer(
+            bootstrap_servers=KAFKA, acks="all", enable_idempotence=True, linger_ms=5
+        )
+        await producer.start()
+        try:
+            await (await producer.send(topic, b"warm-up", key=b"warm-up"))
+            keys = [str(uuid4()).encode() for _ in raw]
+            with (
+                _cpu(floor, "aiokafka: produce acks=all (client)", len(raw)),
+                _cpu(floor, "Kafka broker: take a record", len(raw), (broker,)),
+            ):
+                for start in range(0, len(raw), 500):
+                    pending = [
+                        await producer.send(topic, value, key=key)
+                        for value, key in zip(
+                            raw[start : start + 500], keys[start : start + 500], strict=True
+                        )
+                    ]
+                    await asyncio.gather(*pending)
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=KAFKA, group_id=None, auto_offset_reset="earliest",
+            enable_auto_commit=False, max_poll_records=500,
+        )  # fmt: skip
+        await consumer.start()
+        try:
+            await consumer.getmany(timeout_ms=5000, max_records=1)  # assigned, fetching
+            seen = 1
+            with (
+                _cpu(floor, "aiokafka: consume (client)", len(raw)),
+                _cpu(floor, "Kafka broker: serve a record", len(raw), (broker,)),
+            ):
+                while seen < len(raw) + 1:
+                    batches = await consumer.getmany(timeout_ms=5000)
+                    if not batches:
+                        break
+                    seen += sum(len(records) for records in batches.values())
+        finally:
+            await consumer.stop()
+        await admin.delete_topics([topic])
+    finally:
+        await admin.close()
+
+
+async def copy_step(floor: Floor, count: int) -> None:
+    records, _ = build_records(count, random.Random(7))
+    decoded = [decode(SourceRecord("raw", 0, i, k, v)) for i, (k, v) in enumerate(records)]
+    rows, _ = plan_batch(
+        [d for d in decoded if isinstance(d, Decoded)],
+        gazetteer=load_gazetteer(),
+        segment_histories={},
+    )
+    tuples = [_record(row)[:-1] for row in rows]  # the sealed number goes to another table
+    name = f"terrain_floor_{uuid4().hex[:10]}"
+    admin = await asyncpg.connect(ADMIN_DATABASE_URL)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        connection = await asyncpg.connect(ADMIN_DATABASE_URL.rsplit("/", 1)[0] + f"/{name}")
+        try:
+            await migrate(connection)
+            backend = int(await connection.fetchval("SELECT pg_backend_pid()"))
+            with (
+                _cpu(floor, "PostgreSQL: COPY a row (server)", len(tuples), (backend,)),
+                _cpu(floor, "asyncpg: COPY a row (client)", len(tuples)),
+            ):
+                await connection.copy_records_to_table(
+                    "submissions", schema_name="terrain", records=tuples, columns=list(_COLUMNS)
+                )
+        finally:
+            await connection.close()
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+STAGES: dict[str, tuple[str, ...]] = {
+    "ingest, batch endpoint (issue 3)": (
+        "pydantic: validate the field document (JSON)",
+        "opentelemetry-sdk: a span, its context into headers",
+        "phonenumbers: parse, check, E.164",
+        "HMAC-SHA-256 + AES-GCM of the number",
+        "pydantic: write the raw envelope",
+        "aiokafka: produce acks=all (client)",
+        "Kafka broker: take a record",
+    ),
+    "enrich + store (issue 4)": (
+        "aiokafka: consume (client)",
+        "Kafka broker: serve a record",
+        "pydantic: read the raw envelope",
+        "opentelemetry-sdk: a span, its context into headers",
+        "timezonefinder + h3 of a GPS fix",
+        "PostgreSQL: COPY a row (server)",
+        "asyncpg: COPY a row (client)",
+        "pydantic: write the enriched envelope",
+        "aiokafka: produce acks=all (client)",
+        "Kafka broker: take a record",
+    ),
+    "notify, reading every stored submission": (
+        "aiokafka: consume (client)",
+        "Kafka broker: serve a record",
+        "pydantic: read the enriched envelope",
+        "opentelemetry-sdk: a span, its context into headers",
+    ),
+}
+
+
+def table(floor: Floor, cores: int, count: int) -> str:
+    lines = [
+        f"\n## floor — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"- machine: {cores} cores, {platform.platform()}; Python {platform.python_version()}, "
+        + ", ".join(
+            f"{lib} {metadata.version(lib)}"
+            for lib in ("pydantic", "phonenumbers", "aiokafka", "asyncpg", "timezonefinder", "h3")
+        ),
+        f"- {count:,} records a step; load average {os.getloadavg()[0]:.2f}",
+        "",
+        "| step | µs CPU per record |",
+        "|---|---:|",
+    ]
+    lines += [f"| {step} | {value:,.1f} |" for step, value in floor.steps.items()]
+    stage_floor = {stage: sum(floor[s] for s in steps) for stage, steps in STAGES.items()}
+    stage_floor["end to end (issue 7)"] = sum(stage_floor.values())
+    lines += [
+        "",
+        f"| stage | floor, µs CPU per submission | ceiling on {cores} cores, /s | target, /s "
+        "| reachable? |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for stage, micros in stage_floor.items():
+        ceiling = cores * 1e6 / micros
+        target = TARGETS.get(stage)
+        verdict = "" if target is None else ("yes" if ceiling >= target else "NO")
+        lines.append(
+            f"| {stage} | {micros:,.0f} | {ceiling:,.0f} | "
+            f"{'' if target is None else f'{target:,}'} | {verdict} |"
+        )
+    lines += [
+        "",
+        "ceiling = cores / floor: the rate at which these parts alone would keep every core "
+        "busy; the services also do HTTP, tracing, logging, lookups, dedupe and commits.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--count", type=int, default=20_000, help="records a step")
+    parser.add_argument("--smoke", action="store_true", help="500 records: checks that it runs")
+    parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
+    args = parser.parse_args(argv)
+    count = 500 if args.smoke else args.count
+    floor = Floor()
+    raw, _ = pure_steps(floor, count)
+    # What the steps built stays alive; out of the collector's sight, as the services
+    # freeze what they build at start-up, it does not tax the Kafka steps.
+    gc.collect()
+    gc.freeze()
+    asyncio.run(kafka_steps(floor, raw))
+    asyncio.run(copy_step(floor, count))
+    report = table(floor, os.cpu_count() or 1, count)
+    print(report)
+    if args.record and not args.smoke:
+        with (ROOT / "bench" / "RESULTS.md").open("a") as results:
+            results.write(report + "\n")
+
+
+if __name__ == "__main__":
+    main()
