@@ -49,6 +49,7 @@ bench: bootstrap  ## benchmarks against raw limits measured in the same run (ben
 	@DATABASE_URL="$$(deploy/local/postgres.sh url)" uv run --frozen python -m bench.enrich_store
 	@DATABASE_URL="$$(deploy/local/postgres.sh url)" uv run --frozen python -m bench.notify_latency
 	@DATABASE_URL="$$(deploy/local/postgres.sh url)" uv run --frozen python -m bench.end_to_end
+	@DATABASE_URL="$$(deploy/local/postgres.sh url)" uv run --frozen python -m bench.floor
 
 .PHONY: soak
 soak: bootstrap  ## the long versions: 2,000 fuzz cases per operation, fault scenarios with 10x the visits

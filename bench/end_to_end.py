@@ -49,12 +49,19 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from bench.enrich_store import build_records, raw_copy
 from bench.ingest import producer_performance
 from bench.procstat import rss_mb, tree, tree_cpu_s
-from terrain_runtime.db import migrate
 from terrain_runtime.kafka import ensure_topics
 from terrain_runtime.settings import TerrainSettings
 from terrain_simulator.generator import DayOptions
 from terrain_simulator.simulate import SimulationResult, simulate
-from tests.helpers import ADMIN_DATABASE_URL, KAFKA, WebhookSink, country_managers, delete_topics
+from tests.helpers import (
+    KAFKA,
+    WebhookSink,
+    country_managers,
+    delete_topics,
+    free_port,
+    service_env,
+    throwaway_database,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("ingest", "enrich", "notify")
@@ -102,15 +109,6 @@ def _peak_rss_mb(pid: int) -> float:
     """Peak resident memory of a service: of all its processes together (their peaks
     summed, which bounds the true simultaneous peak from above) when it runs several."""
     return sum(rss_mb(member)[1] for member in tree(pid))
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def _start(name: str, env: dict[str, str], logs: Path) -> Service:
@@ -204,65 +202,57 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def run(visits: int, raw_count: int, senders: int, ingest_workers: int = 1) -> Figures:
-    name = f"terrain_bench_{uuid4().hex[:10]}"
-    admin = await asyncpg.connect(ADMIN_DATABASE_URL)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    url = ADMIN_DATABASE_URL.rsplit("/", 1)[0] + f"/{name}"
     namespace = f"e2e{uuid4().hex[:8]}."
-    await ensure_topics(TerrainSettings(kafka_bootstrap_servers=KAFKA, topic_namespace=namespace))
-    connection = await asyncpg.connect(url)
-    await migrate(connection)
-    server = str(await connection.fetchval("SHOW server_version"))
-    logs = ROOT / ".local" / "bench-logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    services: dict[str, Service] = {}
-    try:
-        with WebhookSink() as sink:
-            async with country_managers(url, sink):
-                port = _free_port()
-                env = {
-                    **os.environ,
-                    "TERRAIN_ENVIRONMENT": "test",
-                    "DATABASE_URL": url,
-                    "TERRAIN_TOPIC_NAMESPACE": namespace,
-                    "TERRAIN_INGEST_PORT": str(port),
-                    "TERRAIN_INGEST_WORKERS": str(ingest_workers),
-                    "TERRAIN_NOTIFY_PORT": str(_free_port()),
-                    "TERRAIN_LOG_LEVEL": "WARNING",
-                    # A handful of simulated devices send everything: lift the per-device limit.
-                    "TERRAIN_RATE_LIMIT_PER_MINUTE": "10000000",
-                    "TERRAIN_RATE_LIMIT_BURST": "100000",
-                }
-                for service_name in SERVICES:
-                    services[service_name] = await _start(service_name, env, logs)
-                ingest_url = f"http://127.0.0.1:{port}"
-                await _warm_up(services, url, ingest_url)
-                for service in services.values():
-                    service.cpu_before = tree_cpu_s(service.process.pid)
-                campaign = f"bench-{uuid4().hex[:6]}"
-                options = DayOptions(visits=visits, seed=2026, campaign_id=campaign)
-                result: SimulationResult = await simulate(
-                    database_url=url, ingest_url=ingest_url, options=options, rate=0,
-                    concurrency=32, settle_s=600, senders=senders,
-                )  # fmt: skip
-                for service in services.values():
-                    service.cpu_load_s = tree_cpu_s(service.process.pid) - service.cpu_before
-                    service.rss_peak_mb = _peak_rss_mb(service.process.pid)
-    finally:
-        for service in services.values():
-            if service.process.returncode is None:
-                service.process.terminate()
-                await asyncio.wait_for(service.process.wait(), timeout=30)
-        await connection.close()
-    try:
-        stored, span_s, p50, p99 = await _stored_latency(url, options.campaign_id)
-        kafka_per_s, copy_per_s = await _raw_limits(namespace, url, raw_count)
-    finally:
-        await delete_topics(namespace)
-        admin = await asyncpg.connect(ADMIN_DATABASE_URL)
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
+    async with throwaway_database("terrain_bench") as url:
+        await ensure_topics(
+            TerrainSettings(kafka_bootstrap_servers=KAFKA, topic_namespace=namespace)
+        )
+        connection = await asyncpg.connect(url)
+        server = str(await connection.fetchval("SHOW server_version"))
+        logs = ROOT / ".local" / "bench-logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        services: dict[str, Service] = {}
+        try:
+            with WebhookSink() as sink:
+                async with country_managers(url, sink):
+                    port = free_port()
+                    env = service_env(
+                        url,
+                        namespace,
+                        TERRAIN_INGEST_PORT=str(port),
+                        TERRAIN_INGEST_WORKERS=str(ingest_workers),
+                        TERRAIN_NOTIFY_PORT=str(free_port()),
+                        TERRAIN_LOG_LEVEL="WARNING",
+                        # A few simulated devices send everything: lift the per-device limit.
+                        TERRAIN_RATE_LIMIT_PER_MINUTE="10000000",
+                        TERRAIN_RATE_LIMIT_BURST="100000",
+                    )
+                    for service_name in SERVICES:
+                        services[service_name] = await _start(service_name, env, logs)
+                    ingest_url = f"http://127.0.0.1:{port}"
+                    await _warm_up(services, url, ingest_url)
+                    for service in services.values():
+                        service.cpu_before = tree_cpu_s(service.process.pid)
+                    campaign = f"bench-{uuid4().hex[:6]}"
+                    options = DayOptions(visits=visits, seed=2026, campaign_id=campaign)
+                    result: SimulationResult = await simulate(
+                        database_url=url, ingest_url=ingest_url, options=options, rate=0,
+                        concurrency=32, settle_s=600, senders=senders,
+                    )  # fmt: skip
+                    for service in services.values():
+                        service.cpu_load_s = tree_cpu_s(service.process.pid) - service.cpu_before
+                        service.rss_peak_mb = _peak_rss_mb(service.process.pid)
+        finally:
+            for service in services.values():
+                if service.process.returncode is None:
+                    service.process.terminate()
+                    await asyncio.wait_for(service.process.wait(), timeout=30)
+            await connection.close()
+        try:
+            stored, span_s, p50, p99 = await _stored_latency(url, options.campaign_id)
+            kafka_per_s, copy_per_s = await _raw_limits(namespace, url, raw_count)
+        finally:
+            await delete_topics(namespace)
     total = result.verdict.total()
     alerts = result.verdict.alert_latencies_s
     return Figures(

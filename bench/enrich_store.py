@@ -41,14 +41,13 @@ from enrich.logic import decode, plan_batch
 from enrich.repository import _COLUMNS, _record, fetch_segment_histories, import_segments
 from enrich.segments import SegmentRecord
 from terrain_contracts.topics import SUBMISSIONS_RAW
-from terrain_runtime.db import migrate
 from terrain_runtime.dlq import SourceRecord
 from terrain_runtime.kafka import ensure_topics
 from terrain_runtime.settings import TerrainSettings
 from tests.factories import field_submission, raw_envelope
+from tests.helpers import KAFKA, delete_topics, throwaway_database
 
 ROOT = Path(__file__).resolve().parents[1]
-KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 TARGET_PER_S = 15_000
 LIBRARIES = ("faststream", "aiokafka", "asyncpg", "pydantic", "timezonefinder", "h3")
 TEMPLATES = 1_000
@@ -211,41 +210,33 @@ async def main(count: int, record: bool, consumers: int) -> None:
     admin_url = os.environ.get(
         "DATABASE_URL", "postgresql://terrain:terrain@127.0.0.1:54329/terrain"
     )
-    name = f"terrain_bench_{uuid4().hex[:10]}"
     namespace = f"bench{uuid4().hex[:8]}."
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        connection = await asyncpg.connect(url)
-        await migrate(connection)
-        await ensure_topics(
-            TerrainSettings(kafka_bootstrap_servers=KAFKA, topic_namespace=namespace)
-        )
-        rng = random.Random(7)
-        t = time.monotonic()
-        records, hashes = build_records(count, rng)
-        known = [h for h in hashes[::3] if h]
-        since = datetime(2024, 1, 1, tzinfo=UTC)
-        await import_segments(
-            connection=connection,
-            records=[SegmentRecord(h, since, "youth", "gold") for h in known],
-        )
-        histories = await fetch_segment_histories(connection=connection, msisdn_hashes=hashes)
-        server = str(await connection.fetchval("SHOW server_version"))
-        await connection.close()
-        print(f"built {count} records in {time.monotonic() - t:.1f}s", file=sys.stderr)
-        t = time.monotonic()
-        await produce_all(SUBMISSIONS_RAW.name(namespace), records)
-        print(f"produced in {time.monotonic() - t:.1f}s", file=sys.stderr)
-        enrich = await run_enrich(url, namespace, count, consumers)
-        copy = await raw_copy(url, records, histories)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-        from tests.helpers import delete_topics
-
-        await delete_topics(namespace)
+    async with throwaway_database("terrain_bench", admin_url=admin_url) as url:
+        try:
+            await ensure_topics(
+                TerrainSettings(kafka_bootstrap_servers=KAFKA, topic_namespace=namespace)
+            )
+            connection = await asyncpg.connect(url)
+            rng = random.Random(7)
+            t = time.monotonic()
+            records, hashes = build_records(count, rng)
+            known = [h for h in hashes[::3] if h]
+            since = datetime(2024, 1, 1, tzinfo=UTC)
+            await import_segments(
+                connection=connection,
+                records=[SegmentRecord(h, since, "youth", "gold") for h in known],
+            )
+            histories = await fetch_segment_histories(connection=connection, msisdn_hashes=hashes)
+            server = str(await connection.fetchval("SHOW server_version"))
+            await connection.close()
+            print(f"built {count} records in {time.monotonic() - t:.1f}s", file=sys.stderr)
+            t = time.monotonic()
+            await produce_all(SUBMISSIONS_RAW.name(namespace), records)
+            print(f"produced in {time.monotonic() - t:.1f}s", file=sys.stderr)
+            enrich = await run_enrich(url, namespace, count, consumers)
+            copy = await raw_copy(url, records, histories)
+        finally:
+            await delete_topics(namespace)
     report = table(count, enrich, copy, server, consumers)
     print(report)
     if record:

@@ -15,8 +15,12 @@ spend at least:
 - aiokafka (chosen): produce with acks=all, idempotent (ingest, enrich), consume (enrich,
   notify): the client's CPU per record, and the Kafka broker's (its JVM's CPU over the same
   interval, from /proc);
-- PostgreSQL: a binary COPY of the rows enrich writes, the server backend's CPU per row
-  (from /proc) plus the client's.
+- PostgreSQL: a binary COPY of the rows enrich writes (the bulk limit, for reference), and
+  the least an exactly-once store costs: per batch of 500, COPY into a staging table and
+  INSERT ... ON CONFLICT DO NOTHING in a transaction; the server backend's CPU per row
+  (from /proc) plus the client's;
+- pydantic + json + hashlib: the canonical document and its SHA-256, which tell a resend
+  from another submission under the same id (issue 4).
 
 A stage that needs at least F µs of CPU per submission can never pass cores / F
 submissions per second on this machine, whatever its code; the table compares that
@@ -70,11 +74,10 @@ from ingest.logic import Device, receive
 from terrain_contracts.markets import MARKETS, Market
 from terrain_contracts.messages import SubmissionReceivedV1, SubmissionStoredV1
 from terrain_contracts.submission import FieldSubmission
-from terrain_runtime.db import migrate
 from terrain_runtime.dlq import SourceRecord
 from terrain_runtime.settings import TerrainSettings
 from terrain_runtime.tracing import headers_for
-from tests.helpers import ADMIN_DATABASE_URL, KAFKA
+from tests.helpers import KAFKA, throwaway_database
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {  # submissions/s on a 2-core machine, from the issues
@@ -166,6 +169,15 @@ def pure_steps(floor: Floor, count: int) -> tuple[list[bytes], list[bytes]]:
           lambda e: raw.append(e.model_dump_json().encode()))  # fmt: skip
     _each(floor, "pydantic: read the raw envelope", raw,
           SubmissionReceivedV1.model_validate_json)  # fmt: skip
+
+    def fingerprint(envelope: SubmissionReceivedV1) -> str:
+        document = envelope.submission.model_dump(mode="json", exclude_none=True)
+        canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    # Same id, other content must be told from a resend (issue 4): a canonical form, hashed.
+    _each(floor, "pydantic + json + hashlib: canonical document, SHA-256", envelopes,
+          fingerprint)  # fmt: skip
 
     finder = TimezoneFinder(in_memory=True)
     fixes = [
@@ -267,7 +279,13 @@ async def kafka_steps(floor: Floor, raw: list[bytes]) -> None:
         await admin.close()
 
 
-async def copy_step(floor: Floor, count: int) -> None:
+IDEMPOTENT_BATCH = 500  # a consumer's batch: one transaction, then the offsets
+
+
+async def database_steps(floor: Floor, count: int) -> None:
+    """PostgreSQL's bulk limit (a plain COPY), and the least an exactly-once store costs:
+    per batch, COPY into a staging table and INSERT ... ON CONFLICT DO NOTHING, in a
+    transaction, so that a redelivered record changes nothing (issue 4)."""
     records, _ = build_records(count, random.Random(7))
     decoded = [decode(SourceRecord("raw", 0, i, k, v)) for i, (k, v) in enumerate(records)]
     rows, _ = plan_batch(
@@ -276,26 +294,38 @@ async def copy_step(floor: Floor, count: int) -> None:
         segment_histories={},
     )
     tuples = [_record(row)[:-1] for row in rows]  # the sealed number goes to another table
-    name = f"terrain_floor_{uuid4().hex[:10]}"
-    admin = await asyncpg.connect(ADMIN_DATABASE_URL)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        connection = await asyncpg.connect(ADMIN_DATABASE_URL.rsplit("/", 1)[0] + f"/{name}")
+    columns = ", ".join(_COLUMNS)  # the repository's constants, never input
+    move = f"INSERT INTO terrain.submissions ({columns}) SELECT {columns} FROM staging"  # noqa: S608
+    move += " ON CONFLICT (submission_id) DO NOTHING"
+    async with throwaway_database("terrain_floor") as url:
+        connection = await asyncpg.connect(url)
         try:
-            await migrate(connection)
-            backend = int(await connection.fetchval("SELECT pg_backend_pid()"))
+            backend = (int(await connection.fetchval("SELECT pg_backend_pid()")),)
             with (
-                _cpu(floor, "PostgreSQL: COPY a row (server)", len(tuples), (backend,)),
+                _cpu(floor, "PostgreSQL: COPY a row (server)", len(tuples), backend),
                 _cpu(floor, "asyncpg: COPY a row (client)", len(tuples)),
             ):
                 await connection.copy_records_to_table(
                     "submissions", schema_name="terrain", records=tuples, columns=list(_COLUMNS)
                 )
+            await connection.execute("TRUNCATE terrain.submissions CASCADE")
+            staging = f"CREATE TEMP TABLE staging AS SELECT {columns} FROM terrain.submissions"  # noqa: S608
+            await connection.execute(staging + " WITH NO DATA")
+            with (
+                _cpu(floor, "PostgreSQL: store a row once (server)", len(tuples), backend),
+                _cpu(floor, "asyncpg: store a row once (client)", len(tuples)),
+            ):
+                for start in range(0, len(tuples), IDEMPOTENT_BATCH):
+                    async with connection.transaction():
+                        await connection.execute("TRUNCATE staging")
+                        await connection.copy_records_to_table(
+                            "staging",
+                            records=tuples[start : start + IDEMPOTENT_BATCH],
+                            columns=list(_COLUMNS),
+                        )
+                        await connection.execute(move)
         finally:
             await connection.close()
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 STAGES: dict[str, tuple[str, ...]] = {
@@ -313,9 +343,10 @@ STAGES: dict[str, tuple[str, ...]] = {
         "Kafka broker: serve a record",
         "pydantic: read the raw envelope",
         "opentelemetry-sdk: a span, its context into headers",
+        "pydantic + json + hashlib: canonical document, SHA-256",
         "timezonefinder + h3 of a GPS fix",
-        "PostgreSQL: COPY a row (server)",
-        "asyncpg: COPY a row (client)",
+        "PostgreSQL: store a row once (server)",
+        "asyncpg: store a row once (client)",
         "pydantic: write the enriched envelope",
         "aiokafka: produce acks=all (client)",
         "Kafka broker: take a record",
@@ -382,7 +413,7 @@ def main(argv: list[str] | None = None) -> None:
     gc.collect()
     gc.freeze()
     asyncio.run(kafka_steps(floor, raw))
-    asyncio.run(copy_step(floor, count))
+    asyncio.run(database_steps(floor, count))
     report = table(floor, os.cpu_count() or 1, count)
     print(report)
     if args.record and not args.smoke:

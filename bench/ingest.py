@@ -655,21 +655,13 @@ async def _setup(database_url: str, namespace: str) -> tuple[str, dict[str, str]
     from ingest.repository import create_device
     from terrain_contracts.markets import Market
     from terrain_contracts.topics import SUBMISSIONS_RAW
-    from terrain_runtime.db import migrate
     from terrain_runtime.kafka import ensure_topics, topic_configs
     from terrain_runtime.settings import TerrainSettings
-    from tests.helpers import KAFKA
+    from tests.helpers import KAFKA, create_database
 
-    name = f"terrain_bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = database_url.rsplit("/", 1)[0] + f"/{name}"
+    url = await create_database("terrain_bench", admin_url=database_url)
     connection = await asyncpg.connect(url)
     try:
-        await migrate(connection)
         tokens = {}
         for market in Market:
             _, token = await create_device(
@@ -700,10 +692,9 @@ async def _setup(database_url: str, namespace: str) -> tuple[str, dict[str, str]
 
 
 async def _teardown(database_url: str, bench_url: str, namespace: str, perf_topic: str) -> None:
-    import asyncpg
     from aiokafka.admin import AIOKafkaAdminClient
 
-    from tests.helpers import KAFKA, delete_topics
+    from tests.helpers import KAFKA, delete_topics, drop_database
 
     await delete_topics(namespace)
     kafka_admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
@@ -712,12 +703,7 @@ async def _teardown(database_url: str, bench_url: str, namespace: str, perf_topi
         await kafka_admin.delete_topics([perf_topic])
     finally:
         await kafka_admin.close()
-    admin = await asyncpg.connect(database_url)
-    try:
-        name = bench_url.rsplit("/", 1)[1]
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await drop_database(bench_url, admin_url=database_url)
 
 
 def _admin_database_url() -> str:

@@ -31,11 +31,10 @@ from aiokafka import AIOKafkaProducer
 
 from bench.procstat import cpu_s, rss_mb
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED
-from terrain_runtime.db import migrate
 from terrain_runtime.kafka import ensure_topics
 from terrain_runtime.settings import TerrainSettings
 from tests.factories import field_submission, stored_record
-from tests.helpers import ADMIN_DATABASE_URL, KAFKA, WebhookSink, country_managers, delete_topics
+from tests.helpers import KAFKA, WebhookSink, country_managers, delete_topics, throwaway_database
 
 RECEIVED_AT = re.compile(rb'"received_at":"[^"]+"')
 
@@ -102,68 +101,62 @@ async def warm_up(topic: str, connection: asyncpg.Connection) -> list[str]:
 
 
 async def main(seconds: float, background_rate: int, alert_rate: int) -> dict[str, Any]:
-    name = f"terrain_bench_{uuid4().hex[:10]}"
-    admin = await asyncpg.connect(ADMIN_DATABASE_URL)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    url = ADMIN_DATABASE_URL.rsplit("/", 1)[0] + f"/{name}"
     namespace = f"b{uuid4().hex[:10]}."
-    await ensure_topics(TerrainSettings(kafka_bootstrap_servers=KAFKA, topic_namespace=namespace))
-    connection = await asyncpg.connect(url)
-    await migrate(connection)
-    process = None
-    try:
-        with WebhookSink() as sink:
-            async with country_managers(url, sink):
-                env = {
-                    **os.environ,
-                    "TERRAIN_ENVIRONMENT": "test",
-                    "DATABASE_URL": url,
-                    "TERRAIN_TOPIC_NAMESPACE": namespace,
-                    "TERRAIN_NOTIFY_PORT": "0",
-                    "TERRAIN_LOG_LEVEL": "WARNING",
-                }
-                process = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "notify", env=env
-                )
-                # Wait until the consumer group has its partitions: a warm-up alert comes through.
-                warm = await warm_up(SUBMISSIONS_ENRICHED.name(namespace), connection)
-                await asyncio.sleep(1.0)
-                cpu_before = cpu_s(process.pid)
-                background, alerts = await load(
-                    SUBMISSIONS_ENRICHED.name(namespace), seconds, background_rate, alert_rate
-                )
-                deadline = time.monotonic() + 30
-                while time.monotonic() < deadline:
-                    delivered = await connection.fetchval(
-                        "SELECT count(*) FROM terrain.alerts WHERE status = 'delivered'"
+    async with throwaway_database("terrain_bench") as url:
+        await ensure_topics(
+            TerrainSettings(kafka_bootstrap_servers=KAFKA, topic_namespace=namespace)
+        )
+        connection = await asyncpg.connect(url)
+        process = None
+        try:
+            with WebhookSink() as sink:
+                async with country_managers(url, sink):
+                    env = {
+                        **os.environ,
+                        "TERRAIN_ENVIRONMENT": "test",
+                        "DATABASE_URL": url,
+                        "TERRAIN_TOPIC_NAMESPACE": namespace,
+                        "TERRAIN_NOTIFY_PORT": "0",
+                        "TERRAIN_LOG_LEVEL": "WARNING",
+                    }
+                    process = await asyncio.create_subprocess_exec(
+                        sys.executable, "-m", "notify", env=env
                     )
-                    if delivered >= alerts + len(warm):
-                        break
-                    await asyncio.sleep(0.2)
-                cpu = cpu_s(process.pid) - cpu_before
-                current, peak = rss_mb(process.pid)
-                row = await connection.fetchrow(
-                    """SELECT count(*) AS n,
-                          percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS p50,
-                          percentile_cont(0.99) WITHIN GROUP (ORDER BY d) AS p99,
-                          max(d) AS max
-                       FROM (SELECT extract(epoch FROM delivered_at - received_at) AS d
-                             FROM terrain.alerts
-                             WHERE status = 'delivered'
-                               AND NOT submission_id = ANY($1::uuid[])) t""",
-                    warm,
-                )
-                assert row is not None
-    finally:
-        if process is not None:
-            process.terminate()
-            await asyncio.wait_for(process.wait(), timeout=30)
-        await connection.close()
-        await delete_topics(namespace)
-        admin = await asyncpg.connect(ADMIN_DATABASE_URL)
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
+                    # The consumer group has its partitions once a warm-up alert comes through.
+                    warm = await warm_up(SUBMISSIONS_ENRICHED.name(namespace), connection)
+                    await asyncio.sleep(1.0)
+                    cpu_before = cpu_s(process.pid)
+                    background, alerts = await load(
+                        SUBMISSIONS_ENRICHED.name(namespace), seconds, background_rate, alert_rate
+                    )
+                    deadline = time.monotonic() + 30
+                    while time.monotonic() < deadline:
+                        delivered = await connection.fetchval(
+                            "SELECT count(*) FROM terrain.alerts WHERE status = 'delivered'"
+                        )
+                        if delivered >= alerts + len(warm):
+                            break
+                        await asyncio.sleep(0.2)
+                    cpu = cpu_s(process.pid) - cpu_before
+                    current, peak = rss_mb(process.pid)
+                    row = await connection.fetchrow(
+                        """SELECT count(*) AS n,
+                              percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS p50,
+                              percentile_cont(0.99) WITHIN GROUP (ORDER BY d) AS p99,
+                              max(d) AS max
+                           FROM (SELECT extract(epoch FROM delivered_at - received_at) AS d
+                                 FROM terrain.alerts
+                                 WHERE status = 'delivered'
+                                   AND NOT submission_id = ANY($1::uuid[])) t""",
+                        warm,
+                    )
+                    assert row is not None
+        finally:
+            if process is not None:
+                process.terminate()
+                await asyncio.wait_for(process.wait(), timeout=30)
+            await connection.close()
+            await delete_topics(namespace)
     return {
         "seconds": seconds,
         "background_sent": background,

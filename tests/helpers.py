@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 import os
 import re
+import socket
 import subprocess
-from collections.abc import AsyncIterator, Sequence
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -39,6 +42,93 @@ def local_service(service: str, action: str) -> subprocess.CompletedProcess[str]
         timeout=180,
         check=False,
     )
+
+
+async def create_database(prefix: str, *, admin_url: str | None = None) -> str:
+    """A fresh database with Terrain's schema (migrated), next to ``admin_url``'s (default
+    ``DATABASE_URL``): its URL. Tests and benchmarks start from a known state there."""
+    from terrain_runtime.db import migrate
+
+    admin_url = admin_url or ADMIN_DATABASE_URL
+    name = f"{prefix}_{uuid4().hex[:12]}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    connection = await asyncpg.connect(url)
+    try:
+        await migrate(connection)
+    finally:
+        await connection.close()
+    return url
+
+
+async def drop_database(url: str, *, admin_url: str | None = None) -> None:
+    admin = await asyncpg.connect(admin_url or ADMIN_DATABASE_URL)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def throwaway_database(prefix: str, *, admin_url: str | None = None) -> AsyncIterator[str]:
+    """``create_database``, dropped on the way out."""
+    url = await create_database(prefix, admin_url=admin_url)
+    try:
+        yield url
+    finally:
+        await drop_database(url, admin_url=admin_url)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, on the loopback."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def service_env(database_url: str, namespace: str, **settings: str) -> dict[str, str]:
+    """The environment of a Terrain service started as a process by a test or a bench: test
+    mode, this database, these topics; ``settings`` add or override ``TERRAIN_...`` ones."""
+    return {
+        **os.environ,
+        "TERRAIN_ENVIRONMENT": "test",
+        "DATABASE_URL": database_url,
+        "TERRAIN_TOPIC_NAMESPACE": namespace,
+        **settings,
+    }
+
+
+@contextlib.contextmanager
+def ingest_process(
+    database_url: str, namespace: str, **environment: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``python -m ingest`` on a free port, ready (its /readyz answers): its URL and process.
+    ``environment`` adds to or overrides the test settings (``TERRAIN_...`` variables)."""
+    import httpx
+
+    port = free_port()
+    env = service_env(database_url, namespace, TERRAIN_INGEST_PORT=str(port), **environment)
+    process = subprocess.Popen([sys.executable, "-m", "ingest"], env=env, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("ingest did not become ready in 60 s")
+        yield url, process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def new_namespace() -> str:

@@ -4,7 +4,6 @@ database (a fresh database for the session, fresh topics per test)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers import free_port, service_env
 from tests.integration.conftest import database_url, namespace  # noqa: F401 - shared fixtures
 
 LOG_DIR = Path(os.environ.get("TERRAIN_STATE_DIR", ".local")) / "test-logs"
@@ -24,13 +24,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Stack:
@@ -77,15 +70,13 @@ def stack(
     stack_env: dict[str, str],
 ) -> Iterator[Stack]:
     port = free_port()
-    env = {
-        **os.environ,
-        "TERRAIN_ENVIRONMENT": "test",
-        "DATABASE_URL": database_url,
-        "TERRAIN_TOPIC_NAMESPACE": namespace,
-        "TERRAIN_INGEST_PORT": str(port),
-        "TERRAIN_SENDER_POLL_S": "0.2",
+    env = service_env(
+        database_url,
+        namespace,
+        TERRAIN_INGEST_PORT=str(port),
+        TERRAIN_SENDER_POLL_S="0.2",
         **stack_env,
-    }
+    )
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     logs = {s: LOG_DIR / f"{request.node.name}-{s}.log" for s in ("ingest", "enrich", "notify")}
     for path in logs.values():

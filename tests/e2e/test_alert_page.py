@@ -22,9 +22,9 @@ from notify.logic import ack_link
 from notify.repository import add_manager
 from notify.settings import DEV_ACK_LINK_SECRET
 from terrain_contracts.markets import Market
-from tests.e2e.conftest import Stack, free_port, post
+from tests.e2e.conftest import Stack, post
 from tests.factories import field_submission
-from tests.helpers import WebhookSink, eventually
+from tests.helpers import WebhookSink, eventually, free_port
 
 CHROMIUM_ARGS = (
     "--headless",

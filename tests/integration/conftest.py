@@ -5,15 +5,12 @@ session, one fresh set of topics per test."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from uuid import uuid4
 
-import asyncpg
 import pytest
 
-from terrain_runtime.db import migrate
 from terrain_runtime.kafka import ensure_topics
 from terrain_runtime.settings import TerrainSettings
-from tests.helpers import ADMIN_DATABASE_URL, KAFKA, delete_topics, new_namespace
+from tests.helpers import KAFKA, delete_topics, new_namespace, throwaway_database
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -24,24 +21,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 async def database_url() -> AsyncIterator[str]:
-    name = f"terrain_test_{uuid4().hex[:12]}"
-    admin = await asyncpg.connect(ADMIN_DATABASE_URL)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = ADMIN_DATABASE_URL.rsplit("/", 1)[0] + f"/{name}"
-    connection = await asyncpg.connect(url)
-    try:
-        await migrate(connection)
-    finally:
-        await connection.close()
-    yield url
-    admin = await asyncpg.connect(ADMIN_DATABASE_URL)
-    try:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with throwaway_database("terrain_test") as url:
+        yield url
 
 
 @pytest.fixture

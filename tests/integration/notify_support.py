@@ -14,7 +14,7 @@ import asyncpg
 from aiosmtpd.controller import Controller
 
 from notify.settings import NotifySettings
-from tests.e2e.conftest import free_port
+from tests.helpers import free_port
 
 
 class Clock:

@@ -1,10 +1,13 @@
-"""The ingest and floor benchmarks at their smallest sizes: each still runs end to end
-(ingest: Kafka's ProducerPerformance, ingest as a process, the load generators; floor:
-the library steps, Kafka and COPY) and prints its table. Only that it completes: figures
-are the benchmark's business, never a test's."""
+"""Every benchmark at its smallest size still runs end to end and prints its table: ingest
+(Kafka's ProducerPerformance, ingest as a process, the load generators), enrich + store
+(records produced, enrich as a process, the raw COPY), notify latency, end to end (the
+three services, the simulator's day, both raw limits) and the floor (the library steps,
+Kafka and COPY). Only that each completes: figures are the benchmarks' business, never a
+test's."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,38 +16,50 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_ingest_bench_smoke_prints_its_table() -> None:
+def _smoke(module: str, timeout_s: float) -> str:
+    """``python -m bench.<module> --smoke``; its standard output once it succeeded."""
     completed = subprocess.run(
-        [sys.executable, "-m", "bench.ingest", "--smoke"],
+        [sys.executable, "-m", f"bench.{module}", "--smoke"],
         cwd=ROOT,
         env=os.environ.copy(),
         capture_output=True,
         text=True,
-        timeout=100,
+        timeout=timeout_s,
         check=False,
     )
+    assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
+    return completed.stdout
 
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    lines = completed.stdout.splitlines()
-    assert any(line.startswith("| scenario") and "ratio" in line for line in lines)
-    for scenario in ("batch POST", "single POST", "p99 ms at"):
-        assert any(line.startswith(f"| {scenario}") for line in lines), completed.stdout
+
+def _has(output: str, *starts: str) -> None:
+    lines = output.splitlines()
+    for start in starts:
+        assert any(line.startswith(start) for line in lines), f"no line {start!r} in {output}"
+
+
+def test_ingest_bench_smoke_prints_its_table() -> None:
+    output = _smoke("ingest", 100)
+    _has(output, "| scenario", "| batch POST", "| single POST", "| p99 ms at")
+
+
+def test_enrich_store_bench_smoke_prints_its_table() -> None:
+    output = _smoke("enrich_store", 110)
+    _has(output, "| enrich + store", "| raw COPY of the same rows", "enrich RSS")
+
+
+def test_notify_latency_bench_smoke_prints_its_figures() -> None:
+    output = _smoke("notify_latency", 100)
+    figures = json.loads(output[output.index("{") :])
+    assert {"p50_ms", "p99_ms", "alerts_delivered"} <= figures.keys()
+
+
+def test_end_to_end_bench_smoke_prints_its_tables() -> None:
+    output = _smoke("end_to_end", 240)
+    _has(output, "| sustained, request to stored row", "| urgent alert p50 / p99")
+    _has(output, *(f"| {service} |" for service in ("ingest", "enrich", "notify")))
 
 
 def test_floor_bench_smoke_prints_its_ceilings() -> None:
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.floor", "--smoke"],
-        cwd=ROOT,
-        env=os.environ.copy(),
-        capture_output=True,
-        text=True,
-        timeout=100,
-        check=False,
-    )
-
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    lines = completed.stdout.splitlines()
-    for step in ("| aiokafka: produce", "| Kafka broker: take", "| PostgreSQL: COPY a row"):
-        assert any(line.startswith(step) for line in lines), completed.stdout
-    for stage in ("| ingest, batch endpoint", "| enrich + store", "| end to end"):
-        assert any(line.startswith(stage) for line in lines), completed.stdout
+    output = _smoke("floor", 100)
+    _has(output, "| aiokafka: produce", "| Kafka broker: take", "| PostgreSQL: COPY a row")
+    _has(output, "| ingest, batch endpoint", "| enrich + store", "| end to end")

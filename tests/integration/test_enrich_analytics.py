@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Any
-from uuid import uuid4
 
 import asyncpg
 import pytest
@@ -18,9 +17,8 @@ from enrich.segments import SegmentRecord
 from enrich.settings import EnrichSettings
 from terrain_contracts.messages import decode_stored_submission
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED, SUBMISSIONS_RAW
-from terrain_runtime.db import migrate
 from tests.factories import field_submission, raw_envelope
-from tests.helpers import ADMIN_DATABASE_URL, produce, read_topic, running
+from tests.helpers import fetchval, produce, read_topic, running, throwaway_database
 
 
 async def test_enriched_rows_in_the_analytics_view(
@@ -127,23 +125,13 @@ async def test_analyst_reads_the_view_and_nothing_sealed(database_url: str) -> N
 
 
 async def test_migration_accepts_an_existing_analyst_role() -> None:
-    # The role exists cluster-wide already (this session's database made it).
-    name = f"terrain_test_{uuid4().hex[:12]}"
-    admin = await asyncpg.connect(ADMIN_DATABASE_URL)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        connection = await asyncpg.connect(ADMIN_DATABASE_URL.rsplit("/", 1)[0] + f"/{name}")
-        try:
-            await migrate(connection)
-            granted = await connection.fetchval(
-                "SELECT has_table_privilege('analyst', 'analytics.submissions', 'SELECT')"
-            )
-        finally:
-            await connection.close()
-        assert granted is True
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
+    # The role exists cluster-wide already (this session's database made it): migrating
+    # another database must take it as it is and grant it the view.
+    async with throwaway_database("terrain_test") as url:
+        granted = await fetchval(
+            url, "SELECT has_table_privilege('analyst', 'analytics.submissions', 'SELECT')"
+        )
+    assert granted is True
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -26,7 +24,7 @@ from ingest.repository import create_device
 from ingest.settings import IngestSettings
 from terrain_contracts.examples import load
 from terrain_contracts.markets import Market
-from tests.e2e.conftest import free_port
+from tests.helpers import ingest_process
 
 # CI runs a short fuzz; `TERRAIN_FUZZ_EXAMPLES=2000 make test` is the long one.
 FUZZ_EXAMPLES = int(os.environ.get("TERRAIN_FUZZ_EXAMPLES", "40"))
@@ -42,44 +40,18 @@ async def _token(database_url: str) -> str:
 
 
 @pytest.fixture
-def ingest_process(database_url: str, namespace: str) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "TERRAIN_ENVIRONMENT": "test",
-        "DATABASE_URL": database_url,
-        "TERRAIN_TOPIC_NAMESPACE": namespace,
-        "TERRAIN_INGEST_PORT": str(port),
-        "TERRAIN_RATE_LIMIT_PER_MINUTE": "1000000",
-        "TERRAIN_RATE_LIMIT_BURST": "1000000",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ingest"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+def ingest_url(database_url: str, namespace: str) -> Iterator[str]:
+    limits = {"TERRAIN_RATE_LIMIT_PER_MINUTE": "1000000", "TERRAIN_RATE_LIMIT_BURST": "1000000"}
+    with ingest_process(database_url, namespace, **limits) as (url, _):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
-async def test_schemathesis_finds_no_server_error(ingest_process: str, database_url: str) -> None:
+async def test_schemathesis_finds_no_server_error(ingest_url: str, database_url: str) -> None:
     token = await _token(database_url)
     command = [
         shutil.which("schemathesis") or "schemathesis",
         "run",
-        f"{ingest_process}/openapi.json",
+        f"{ingest_url}/openapi.json",
         "--checks",
         "not_a_server_error",
         "--header",

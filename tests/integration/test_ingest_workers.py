@@ -8,8 +8,6 @@ import asyncio
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +16,8 @@ import httpx
 import pytest
 
 from terrain_contracts.topics import SUBMISSIONS_RAW
-from tests.e2e.conftest import free_port
 from tests.factories import field_submission
-from tests.helpers import eventually, read_topic
+from tests.helpers import eventually, ingest_process, read_topic
 from tests.integration.test_ingest_fuzz import _token
 
 WORKERS = 2
@@ -39,31 +36,14 @@ def _workers(parent: int) -> list[int]:
 
 @pytest.fixture
 def ingest_workers(database_url: str, namespace: str) -> Iterator[tuple[str, int]]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "TERRAIN_ENVIRONMENT": "test",
-        "DATABASE_URL": database_url,
-        "TERRAIN_TOPIC_NAMESPACE": namespace,
-        "TERRAIN_INGEST_PORT": str(port),
-        "TERRAIN_INGEST_WORKERS": str(WORKERS),
-    }
-    process = subprocess.Popen([sys.executable, "-m", "ingest"], env=env, stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(_workers(process.pid)) < WORKERS:
-            time.sleep(0.2)
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    with ingest_process(database_url, namespace, TERRAIN_INGEST_WORKERS=str(WORKERS)) as (
+        url,
+        process,
+    ):
+        deadline = time.monotonic() + 30
+        while len(_workers(process.pid)) < WORKERS and time.monotonic() < deadline:
+            time.sleep(0.1)
         yield url, process.pid
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 async def _send(url: str, token: str, count: int) -> list[str]:
