@@ -98,6 +98,11 @@ class Figures:
     problems: list[str]
     senders: int = 1
     ingest_workers: int = 1
+    steady_rate: float = 0.0
+    steady_alerts: int = 0
+    steady_alert_p50_ms: float = 0.0
+    steady_alert_p99_ms: float = 0.0
+    promises_kept_steady: bool = True
     generator_cpu_s: float = 0.0
     services: list[Service] = field(default_factory=list)
     kafka_per_s: float = 0.0
@@ -201,7 +206,14 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1]
 
 
-async def run(visits: int, raw_count: int, senders: int, ingest_workers: int = 1) -> Figures:
+async def run(
+    visits: int,
+    raw_count: int,
+    senders: int,
+    ingest_workers: int = 1,
+    steady_rate: float = 200.0,
+    steady_visits: int = 12_000,
+) -> Figures:
     namespace = f"e2e{uuid4().hex[:8]}."
     async with throwaway_database("terrain_bench") as url:
         await ensure_topics(
@@ -242,6 +254,15 @@ async def run(visits: int, raw_count: int, senders: int, ingest_workers: int = 1
                     for service in services.values():
                         service.cpu_load_s = tree_cpu_s(service.process.pid) - service.cpu_before
                         service.rss_peak_mb = _peak_rss_mb(service.process.pid)
+                    # Then a steady day well below saturation: how soon an urgent complaint
+                    # reaches its manager when the stack is busy but not drowning.
+                    steady = await simulate(
+                        database_url=url, ingest_url=ingest_url, rate=steady_rate,
+                        options=DayOptions(
+                            visits=steady_visits, seed=2027, campaign_id=f"{campaign}-steady"
+                        ),
+                        concurrency=32, settle_s=120, senders=senders,
+                    )  # fmt: skip
         finally:
             for service in services.values():
                 if service.process.returncode is None:
@@ -275,6 +296,11 @@ async def run(visits: int, raw_count: int, senders: int, ingest_workers: int = 1
         copy_per_s=copy_per_s,
         server=server,
         ingest_workers=ingest_workers,
+        steady_rate=steady_rate,
+        steady_alerts=len(steady.verdict.alert_latencies_s),
+        steady_alert_p50_ms=_percentile(steady.verdict.alert_latencies_s, 0.5) * 1000,
+        steady_alert_p99_ms=_percentile(steady.verdict.alert_latencies_s, 0.99) * 1000,
+        promises_kept_steady=steady.verdict.ok,
     )
 
 
@@ -302,9 +328,13 @@ def table(f: Figures, note: str = "") -> str:
         f"{met(f.stored_per_s >= TARGET_PER_S and f.sending_s >= 300)} |",
         f"| request to stored row p50 / p99, ms | {f.store_p50_ms:,.0f} / {f.store_p99_ms:,.0f} "
         f"| | | | |",
-        f"| urgent alert p50 / p99, ms ({f.alerts} alerts) | {f.alert_p50_ms:,.0f} / "
-        f"{f.alert_p99_ms:,.0f} | | | ≤ {TARGET_ALERT_P99_S * 1000:,.0f} | "
+        f"| urgent alert p50 / p99 while saturated, ms ({f.alerts} alerts) | "
+        f"{f.alert_p50_ms:,.0f} / {f.alert_p99_ms:,.0f} | | | ≤ {TARGET_ALERT_P99_S * 1000:,.0f} | "
         f"{met(f.alert_p99_ms <= TARGET_ALERT_P99_S * 1000)} |",
+        f"| urgent alert p50 / p99 at a steady {f.steady_rate:,.0f} visits/s, ms "
+        f"({f.steady_alerts} alerts) | {f.steady_alert_p50_ms:,.0f} / "
+        f"{f.steady_alert_p99_ms:,.0f} | | | ≤ {TARGET_ALERT_P99_S * 1000:,.0f} | "
+        f"{met(f.steady_alert_p99_ms <= TARGET_ALERT_P99_S * 1000)} |",
         "",
         "| service | start-up to ready, s | peak RSS, MB | CPU over the load, s | "
         "share of a core | target RSS | met? |",
@@ -320,6 +350,7 @@ def table(f: Figures, note: str = "") -> str:
         "",
         f"{f.visits:,} visits sent in {f.sending_s:.1f} s, {f.accepted:,} accepted, "
         f"{f.stored:,} stored; every promise kept: {'yes' if f.promises_kept else 'NO'}"
+        f" (steady day: {'yes' if f.promises_kept_steady else 'NO'})"
         + (f" ({'; '.join(f.problems)})" if f.problems else ""),
         f"load generator (the simulator, {f.senders} process{'es' if f.senders > 1 else ''} "
         f"on the same 2 cores): {f.generator_cpu_s:.1f} s CPU, "
@@ -340,10 +371,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--ingest-workers", type=int, default=1, help="ingest server processes (see deploy/)"
     )
+    parser.add_argument(
+        "--steady-rate", type=float, default=200.0, help="visits/s of the steady day (alerts)"
+    )
+    parser.add_argument("--steady-s", type=float, default=60.0, help="length of the steady day")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.visits, args.raw = 600, 5_000
-    figures = asyncio.run(run(args.visits, args.raw, args.senders, args.ingest_workers))
+        args.visits, args.raw, args.steady_s = 600, 5_000, 2.0
+    figures = asyncio.run(
+        run(
+            args.visits,
+            args.raw,
+            args.senders,
+            args.ingest_workers,
+            steady_rate=args.steady_rate,
+            steady_visits=int(args.steady_rate * args.steady_s),
+        )
+    )
     report = table(figures, args.note)
     print(report)
     if args.record:

@@ -55,7 +55,8 @@ def test_notify_latency_bench_smoke_prints_its_figures() -> None:
 
 def test_end_to_end_bench_smoke_prints_its_tables() -> None:
     output = _smoke("end_to_end", 240)
-    _has(output, "| sustained, request to stored row", "| urgent alert p50 / p99")
+    _has(output, "| sustained, request to stored row", "| urgent alert p50 / p99 while")
+    _has(output, "| urgent alert p50 / p99 at a steady")
     _has(output, *(f"| {service} |" for service in ("ingest", "enrich", "notify")))
 
 
