@@ -227,6 +227,10 @@ class WebhookSink:
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Keep-alive, as a real receiver offers: a connection per webhook would measure
+            # TCP handshakes, not Terrain.
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 received.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
@@ -237,7 +241,13 @@ class WebhookSink:
             def log_message(self, *_: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            # socketserver listens with a backlog of 5: a burst of alerts overflowed it and
+            # each dropped SYN cost the sender a 1 s (then 3 s) retransmission.
+            request_queue_size = 128
+            daemon_threads = True
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def url(self, path: str = "/hook") -> str:
@@ -273,6 +283,10 @@ class OtlpReceiver:
         spans = self.spans
 
         class Handler(BaseHTTPRequestHandler):
+            # Keep-alive, as a real receiver offers: a connection per webhook would measure
+            # TCP handshakes, not Terrain.
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 request = ExportTraceServiceRequest()
@@ -307,7 +321,13 @@ class OtlpReceiver:
             def log_message(self, *_: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            # socketserver listens with a backlog of 5: a burst of alerts overflowed it and
+            # each dropped SYN cost the sender a 1 s (then 3 s) retransmission.
+            request_queue_size = 128
+            daemon_threads = True
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
