@@ -7,8 +7,9 @@ import multiprocessing
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import asyncpg
@@ -66,16 +67,37 @@ async def connect_patiently(database_url: str, *, patience_s: float) -> asyncpg.
             await asyncio.sleep(1.0)
 
 
-async def _send_here(
-    visits: list[PlannedVisit],
-    *,
-    ingest_url: str,
-    tokens: dict[Market, list[str]],
-    concurrency: int,
-    rate: float,
-    seed: int,
-    console: Console,
-) -> Sender:
+@dataclass(frozen=True)
+class SendPlan:
+    """How the day is sent: the one place a Sender is configured (pickled to workers)."""
+
+    ingest_url: str
+    tokens: dict[Market, list[str]]
+    concurrency: int
+    rate: float
+    seed: int
+
+    def sender(self, on_progress: Callable[[int], None] | None = None) -> Sender:
+        return Sender(
+            ingest_url=self.ingest_url,
+            tokens=self.tokens,
+            concurrency=self.concurrency,
+            rate=self.rate,
+            on_progress=on_progress,
+            seed=self.seed,
+        )
+
+    def share(self, index: int, of: int) -> SendPlan:
+        """Sending process ``index``'s part of the plan: its connections, rate and seed."""
+        return replace(
+            self,
+            concurrency=max(1, self.concurrency // of),
+            rate=self.rate / of,
+            seed=self.seed + index,
+        )
+
+
+async def _send_here(visits: list[PlannedVisit], plan: SendPlan, console: Console) -> Sender:
     with Progress(
         TextColumn("[bold]field day[/]"),
         BarColumn(),
@@ -92,14 +114,7 @@ async def _send_here(
             elapsed = max(sender.stats.seconds, 1e-6)
             progress.update(task, advance=n, speed=f"{done / elapsed:,.0f} visits/s")
 
-        sender = Sender(
-            ingest_url=ingest_url,
-            tokens=tokens,
-            concurrency=concurrency,
-            rate=rate,
-            on_progress=advance,
-            seed=seed,
-        )
+        sender = plan.sender(on_progress=advance)
         cpu = time.process_time()
         await sender.run(visits)
         sender.cpu_s = time.process_time() - cpu
@@ -107,47 +122,29 @@ async def _send_here(
 
 
 def _send_slice(
-    visits: list[PlannedVisit],
-    ingest_url: str,
-    tokens: dict[Market, list[str]],
-    concurrency: int,
-    rate: float,
-    seed: int,
+    visits: list[PlannedVisit], plan: SendPlan
 ) -> tuple[dict[str, Outcome], RunStats, float]:
-    """One sending process: its share of the day, its outcomes, stats and CPU seconds."""
-    sender = Sender(
-        ingest_url=ingest_url, tokens=tokens, concurrency=concurrency, rate=rate, seed=seed
-    )
+    """One sending process: its share of the day, its outcomes, stats and the CPU seconds
+    the sending took (not the process's start-up)."""
+    sender = plan.sender()
+    cpu = time.process_time()
     asyncio.run(sender.run(visits))
-    return sender.outcomes, sender.stats, time.process_time()
+    return sender.outcomes, sender.stats, time.process_time() - cpu
 
 
-async def _send_in_processes(
-    visits: list[PlannedVisit],
-    *,
-    ingest_url: str,
-    tokens: dict[Market, list[str]],
-    concurrency: int,
-    rate: float,
-    seed: int,
-    senders: int,
-) -> Sender:
+async def _send_in_processes(visits: list[PlannedVisit], plan: SendPlan, senders: int) -> Sender:
     """The day split over ``senders`` processes (one Python process tops out at a few
     hundred requests/s); their outcomes and counts merged into one Sender for verify."""
     loop = asyncio.get_running_loop()
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=senders, mp_context=context) as pool:
-        share = max(1, concurrency // senders)
         parts = await asyncio.gather(
             *(
-                loop.run_in_executor(
-                    pool, _send_slice, visits[i::senders], ingest_url, tokens, share,
-                    rate / senders, seed + i,
-                )
+                loop.run_in_executor(pool, _send_slice, visits[i::senders], plan.share(i, senders))
                 for i in range(senders)
             )
-        )  # fmt: skip
-    merged = Sender(ingest_url=ingest_url, tokens=tokens, seed=seed)
+        )
+    merged = plan.sender()
     merged.stats.started = min(stats.started for _, stats, _ in parts)
     merged.stats.finished = max(stats.finished for _, stats, _ in parts)
     for outcomes, stats, cpu in parts:
@@ -179,16 +176,11 @@ async def simulate(
         tokens = await ensure_devices(connection, f"simulator seed {options.seed}", visits)
     finally:
         await connection.close()
+    plan = SendPlan(ingest_url, tokens, concurrency, rate, options.seed)
     if senders > 1:
-        sender = await _send_in_processes(
-            visits, ingest_url=ingest_url, tokens=tokens, concurrency=concurrency, rate=rate,
-            seed=options.seed, senders=senders,
-        )  # fmt: skip
+        sender = await _send_in_processes(visits, plan, senders)
     else:
-        sender = await _send_here(
-            visits, ingest_url=ingest_url, tokens=tokens, concurrency=concurrency, rate=rate,
-            seed=options.seed, console=console,
-        )  # fmt: skip
+        sender = await _send_here(visits, plan, console)
     console.print(
         f"sent {len(visits):,} visits in {sender.stats.seconds:.1f} s "
         f"({len(visits) / max(sender.stats.seconds, 1e-6):,.0f}/s), "
