@@ -83,6 +83,13 @@ CONSUMER_LAG = Gauge(
     " committed offset): a stuck or slow consumer shows here first.",
     ["service", "topic", "partition"],
 )
+CONSUMER_COMMIT_AGE = Gauge(
+    "terrain_consumer_commit_age_seconds",
+    "Seconds since the group's committed offset of a partition last moved while it has lag"
+    " (0 when caught up): lag that does not shrink and a commit that does not move is a"
+    " consumer alive but stuck.",
+    ["service", "topic", "partition"],
+)
 DEAD_LETTERS = Counter(
     "terrain_dead_letters_total",
     "Records sent to the dead-letter topic and the failed-submissions store, by reason.",
@@ -116,6 +123,13 @@ ALERTS_SENT = Counter(
 )
 ALERTS_ESCALATED = Counter(
     "terrain_alerts_escalated_total", "Alerts not acknowledged within their SLA.", ["severity"]
+)
+ALERTS_UNROUTABLE = Counter(
+    "terrain_alerts_unroutable_total",
+    "Urgent complaints that no manager could receive (nobody at any level of the market nor"
+    " a regional director, or every channel of every recipient failed for good), by market"
+    " and reason: recorded and shown, never dropped in silence.",
+    ["market", "reason"],
 )
 ALERTS_HELD = Counter(
     "terrain_alerts_held_total", "P2 alerts over a manager's throttle, held for a digest."
