@@ -24,3 +24,10 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
+# promtool (in Debian's prometheus package) checks the alert rules and runs their
+# scenarios: without it those tests skip, and a rule that never fires goes unnoticed.
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "bootstrap: installing prometheus (for promtool) from Debian" >&2
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
