@@ -17,7 +17,8 @@ import pytest
 from notify.app import create_app
 from notify.directory import ManagerSpec, store_managers
 from notify.escalation import Escalator
-from notify.repository import AlertToRecord, claim_due, record_alerts
+from notify.repository import AlertToRecord, claim_due
+from notify.routing import route_alerts
 from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED
 from tests.factories import field_submission, stored_record
 from tests.helpers import WebhookSink, produce, read_topic, running
@@ -227,7 +228,7 @@ async def test_a_crashed_senders_claim_comes_back_within_one_lease(
         await add(directory, settings, market="SL", name="Fatmata", webhook=hooks.url("/sl"))
         alert = _alert("P1", datetime.now(UTC), market="SL")
         async with directory.transaction():
-            await record_alerts(connection=directory, alerts=[alert])
+            await route_alerts(connection=directory, alerts=[alert])
         # Another sender claims the alert, then dies before recording anything.
         (claimed,) = await claim_due(
             connection=directory, limit=10, lease_s=settings.sender_lease_s
@@ -397,13 +398,21 @@ async def test_escalation_pages_past_alerts_that_are_not_due_yet(
     settings_kwargs: dict[str, Any], database_url: str, directory: Any
 ) -> None:
     settings = notify_settings(settings_kwargs)
-    await add(directory, settings, market="LR", name="Joseph", timezone="Africa/Monrovia")
-    await add(directory, settings, market="LR", name="Ruth", level=2)
+    # Only the escalator runs: an address makes them receivers, nothing is sent.
+    await add(
+        directory,
+        settings,
+        market="LR",
+        name="Joseph",
+        email="joseph@example.lr",
+        timezone="Africa/Monrovia",
+    )
+    await add(directory, settings, market="LR", name="Ruth", email="ruth@example.lr", level=2)
     now = datetime.now(UTC)
     p2 = [_alert("P2", now) for _ in range(3)]  # older, but within 4 working hours
     p1 = _alert("P1", now)
     async with directory.transaction():
-        await record_alerts(connection=directory, alerts=[*p2, p1])
+        await route_alerts(connection=directory, alerts=[*p2, p1])
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
         clock = Clock()
