@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
 from notify.app import create_app
+from notify.repository import AlertToRecord
+from notify.routing import route_alerts
 from terrain_cli.trace import show
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED
 from tests.factories import stored_record
@@ -218,6 +220,50 @@ async def test_an_alert_routed_to_level_two_escalates_above_it_never_back_to_lev
     details = {r["level"]: r["escalation_detail"] for r in rows}
     assert "level 3" in details[2]
     assert details[3] == "not acknowledged; no higher level"
+
+
+async def test_a_batch_is_routed_at_once_and_a_redelivery_after_the_directory_changed_adds_nothing(
+    settings_kwargs: dict[str, Any], database_url: str, directory: Any
+) -> None:
+    settings = notify_settings(settings_kwargs)
+    first = await add(directory, settings, market="TN", name="Sami", email="sami@example.tn")
+    await add(directory, settings, market="MA", name="Youssef", level=2, email="y@example.ma")
+    now = datetime.now(UTC)
+    batch = [_alert(market, now) for market in ("TN", "MA", "ML") for _ in range(100)]
+    routed = await route_alerts(connection=directory, alerts=batch)
+    assert routed.created == 200
+    assert sorted({(u.market, u.reason) for u in routed.unroutable}) == [("ML", "no_recipient")]
+    assert len(routed.unroutable) == 100
+    # Tunisia's manager leaves and another is appointed; Morocco's leaves with nobody after.
+    await directory.execute("UPDATE terrain.managers SET active = false")
+    await add(directory, settings, market="TN", name="Other", email="other@example.tn")
+    again = await route_alerts(connection=directory, alerts=batch)
+    assert again.created == 0 and again.unroutable == []
+    managers = await alerts_of(
+        database_url,
+        "SELECT DISTINCT manager_id FROM terrain.alerts WHERE submission_id = ANY($1::uuid[])",
+        [a.submission_id for a in batch if a.market == "TN"],
+    )
+    assert [r["manager_id"] for r in managers] == [first]
+    unroutable = await alerts_of(
+        database_url,
+        "SELECT count(*) AS n FROM terrain.unroutable_alerts WHERE submission_id = ANY($1::uuid[])",
+        [a.submission_id for a in batch],
+    )
+    assert unroutable[0]["n"] == 100
+
+
+def _alert(market: str, received_at: datetime) -> AlertToRecord:
+    return AlertToRecord(
+        submission_id=uuid4(),
+        rule_id="p1-agent-urgent",
+        severity="P1",
+        signals=[],
+        market=market,
+        received_at=received_at,
+        payload={"market": market},
+        ruleset_version="test",
+    )
 
 
 async def until_rows(database_url: str, submission_id: str, timeout_s: float = 20.0) -> None:
