@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 from aiosmtpd.controller import Controller
 
+from notify.directory import ManagerSpec, store_managers
 from notify.settings import NotifySettings
+from tests.factories import field_submission
 from tests.helpers import free_port
 
 
@@ -118,3 +123,39 @@ async def until(predicate: Any, timeout_s: float = 20.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def own_directory(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection, with the directory and outbox of earlier tests retired: each test
+    sees only its own managers and alerts, and leaves none behind."""
+    connection = await asyncpg.connect(database_url)
+    await connection.execute("UPDATE terrain.managers SET active = false")
+    await connection.execute(
+        """UPDATE terrain.alerts SET status = 'failed', escalated_at = now()
+           WHERE status IN ('pending', 'held') OR escalated_at IS NULL"""
+    )
+    try:
+        yield connection
+    finally:
+        # Leave no active manager behind: later tests count a market's managers.
+        await connection.execute("UPDATE terrain.managers SET active = false")
+        await connection.close()
+
+
+async def add(connection: asyncpg.Connection, settings: NotifySettings, **fields: Any) -> UUID:
+    spec = ManagerSpec(role=fields.pop("role", "country_manager"), **fields)
+    (manager_id,) = await store_managers(
+        connection=connection, specs=[spec], sealer=settings.sealer()
+    )
+    return manager_id
+
+
+def submission(market: str, **changes: Any) -> dict[str, Any]:
+    # The example's number is Senegalese: in international form it is valid in any market.
+    base = {
+        "feedback__satisfaction": 4,
+        "feedback__topics": ["offers"],
+        "customer__msisdn": "+221771234567",
+    }
+    return field_submission(agent__market=market, **{**base, **changes})

@@ -15,18 +15,21 @@ import httpx
 import pytest
 
 from notify.app import create_app
-from notify.directory import ManagerSpec, store_managers
 from notify.escalation import Escalator
-from notify.repository import AlertToRecord, claim_due, record_alerts
+from notify.repository import AlertToRecord, claim_due
+from notify.routing import route_alerts
 from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED
-from tests.factories import field_submission, stored_record
+from tests.factories import stored_record
 from tests.helpers import WebhookSink, produce, read_topic, running
 from tests.integration.notify_support import (
     BlockingHook,
     Clock,
     SmtpSink,
+    add,
     alerts_of,
     notify_settings,
+    own_directory,
+    submission,
     until,
 )
 
@@ -35,38 +38,8 @@ ENTERPRISE = {"customer__kind": "enterprise", "customer__company": "Sonatel Pro"
 
 @pytest.fixture
 async def directory(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection, with the directory and outbox of earlier tests retired: each test
-    sees only its own managers and alerts, and leaves none behind."""
-    connection = await asyncpg.connect(database_url)
-    await connection.execute("UPDATE terrain.managers SET active = false")
-    await connection.execute(
-        """UPDATE terrain.alerts SET status = 'failed', escalated_at = now()
-           WHERE status IN ('pending', 'held') OR escalated_at IS NULL"""
-    )
-    try:
+    async with own_directory(database_url) as connection:
         yield connection
-    finally:
-        # Leave no active manager behind: later tests count a market's managers.
-        await connection.execute("UPDATE terrain.managers SET active = false")
-        await connection.close()
-
-
-async def add(connection: asyncpg.Connection, settings: Any, **fields: Any) -> UUID:
-    spec = ManagerSpec(role=fields.pop("role", "country_manager"), **fields)
-    (manager_id,) = await store_managers(
-        connection=connection, specs=[spec], sealer=settings.sealer()
-    )
-    return manager_id
-
-
-def submission(market: str, **changes: Any) -> dict[str, Any]:
-    # The example's number is Senegalese: in international form it is valid in any market.
-    base = {
-        "feedback__satisfaction": 4,
-        "feedback__topics": ["offers"],
-        "customer__msisdn": "+221771234567",
-    }
-    return field_submission(agent__market=market, **{**base, **changes})
 
 
 async def test_every_rule_reaches_its_market_once_on_each_channel(
@@ -227,7 +200,7 @@ async def test_a_crashed_senders_claim_comes_back_within_one_lease(
         await add(directory, settings, market="SL", name="Fatmata", webhook=hooks.url("/sl"))
         alert = _alert("P1", datetime.now(UTC), market="SL")
         async with directory.transaction():
-            await record_alerts(connection=directory, alerts=[alert])
+            await route_alerts(connection=directory, alerts=[alert])
         # Another sender claims the alert, then dies before recording anything.
         (claimed,) = await claim_due(
             connection=directory, limit=10, lease_s=settings.sender_lease_s
@@ -397,13 +370,21 @@ async def test_escalation_pages_past_alerts_that_are_not_due_yet(
     settings_kwargs: dict[str, Any], database_url: str, directory: Any
 ) -> None:
     settings = notify_settings(settings_kwargs)
-    await add(directory, settings, market="LR", name="Joseph", timezone="Africa/Monrovia")
-    await add(directory, settings, market="LR", name="Ruth", level=2)
+    # Only the escalator runs: an address makes them receivers, nothing is sent.
+    await add(
+        directory,
+        settings,
+        market="LR",
+        name="Joseph",
+        email="joseph@example.lr",
+        timezone="Africa/Monrovia",
+    )
+    await add(directory, settings, market="LR", name="Ruth", email="ruth@example.lr", level=2)
     now = datetime.now(UTC)
     p2 = [_alert("P2", now) for _ in range(3)]  # older, but within 4 working hours
     p1 = _alert("P1", now)
     async with directory.transaction():
-        await record_alerts(connection=directory, alerts=[*p2, p1])
+        await route_alerts(connection=directory, alerts=[*p2, p1])
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
         clock = Clock()

@@ -30,7 +30,13 @@ async def show(connection: asyncpg.Connection, submission_id: UUID) -> bool:
            WHERE a.submission_id = $1 ORDER BY a.created_at""",
         submission_id,
     )
-    if stored is None and not failures and not alerts:
+    # An urgent complaint nobody could receive: shown as loudly as a failure.
+    unroutable = await connection.fetch(
+        """SELECT rule_id, severity, market, reason, detail, recorded_at
+           FROM terrain.unroutable_alerts WHERE submission_id = $1 ORDER BY recorded_at""",
+        submission_id,
+    )
+    if stored is None and not failures and not alerts and not unroutable:
         return False
     echo = typer.echo
     echo(f"submission {submission_id}")
@@ -72,6 +78,11 @@ async def show(connection: asyncpg.Connection, submission_id: UUID) -> bool:
             )
         if alert["acknowledged_at"]:
             echo(f"      acknowledged at {alert['acknowledged_at']}")
+    for row in unroutable:
+        echo(
+            f"  UNROUTABLE alert     {row['severity']} {row['rule_id']} ({row['market']})"
+            f" at {row['recorded_at']:%H:%M:%S}: {row['reason']} — {row['detail'][:200]}"
+        )
     for trace_id in sorted(trace_ids):
         echo(f"  trace id             {trace_id}  (open it in Jaeger: /trace/{trace_id})")
     return True

@@ -1,4 +1,5 @@
-"""Escalation: an alert nobody acknowledged within its SLA goes to the next level up.
+"""Escalation: an alert nobody acknowledged within its SLA goes to the next rung of its
+market's ladder (routing.py), the one above the rung it was routed or escalated to.
 
 The clock is injected (``now``) so tests can move time forward; the deadline itself is
 pure logic (P1: wall-clock minutes; P2: working hours in the manager's timezone).
@@ -15,7 +16,8 @@ import asyncpg
 
 from notify.logic import WorkingTime, acknowledgement_deadline
 from notify.metrics import ALERTS_ESCALATED
-from notify.repository import awaiting_acknowledgement, escalate
+from notify.repository import awaiting_acknowledgement
+from notify.routing import escalate
 from notify.settings import NotifySettings
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,8 @@ class Escalator:
                 )
                 if now < deadline:
                     continue
-                detail = await escalate(connection=self._pool, alert_id=alert.alert_id, now=now)
+                async with self._pool.acquire() as connection:
+                    detail = await escalate(connection=connection, alert_id=alert.alert_id, now=now)
                 if detail is not None:
                     escalated += 1
                     ALERTS_ESCALATED.labels(alert.severity).inc()

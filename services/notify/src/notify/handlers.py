@@ -17,7 +17,8 @@ from opentelemetry import trace
 
 from notify import __version__
 from notify.logic import decide
-from notify.repository import AlertToRecord, record_alerts
+from notify.repository import AlertToRecord
+from notify.routing import route_alerts
 from notify.rules import RuleSet
 from notify.settings import NotifySettings
 from terrain_contracts.messages import (
@@ -141,7 +142,7 @@ async def process_batch(runtime: NotifyRuntime, records: list[SourceRecord]) -> 
     if not alerts:
         return 0
     async with runtime.pool.acquire() as connection:
-        created = await record_alerts(connection=connection, alerts=alerts)
+        created = (await route_alerts(connection=connection, alerts=alerts)).created
     if created:
         runtime.wake_sender.set()
     return created

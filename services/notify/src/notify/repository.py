@@ -4,7 +4,7 @@ escalation. Every statement takes parameters only."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,17 +17,50 @@ from terrain_runtime.db import Connection
 
 Executor = asyncpg.Connection | asyncpg.Pool
 
-_RECORD_ALERTS = """
-INSERT INTO terrain.alerts
-    (submission_id, manager_id, rule_id, severity, signals, market, received_at, payload,
-     ruleset_version, trace_context)
-SELECT d.submission_id, m.manager_id, d.rule_id, d.severity, d.signals, d.market,
-       d.received_at, d.payload, d.ruleset_version, d.trace_context
-FROM jsonb_to_recordset($1::jsonb) AS d(
-    submission_id uuid, rule_id text, severity text, signals text[], market text,
-    received_at timestamptz, payload jsonb, ruleset_version text, trace_context jsonb)
-JOIN terrain.managers m ON m.market = d.market AND m.level = 1 AND m.active
-ON CONFLICT (submission_id, manager_id, rule_id) DO NOTHING
+# The market of regional directors, above every market.
+REGIONAL = "*"
+
+# Who can receive an alert: an active manager with at least one channel. The markets asked
+# for, and the regional directors above every market.
+_RECEIVERS = """
+SELECT manager_id, market, level FROM terrain.managers
+WHERE active AND market = ANY($1::text[])
+  AND coalesce(webhook_url, '') || coalesce(email, '') || coalesce(sms_sealed, '') <> ''
+"""
+
+# One statement per batch: every routed alert's rows and every unroutable alert. A
+# submission that already has alerts for its rule is left alone: a redelivery after the
+# directory changed must not send it to a second set of managers.
+_RECORD_ROUTED = """
+WITH d AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS d(
+        submission_id uuid, rule_id text, severity text, signals text[], market text,
+        received_at timestamptz, payload jsonb, ruleset_version text, trace_context jsonb,
+        level smallint, manager_ids uuid[], detail text)),
+fresh AS (
+    SELECT * FROM d WHERE NOT EXISTS (
+        SELECT 1 FROM terrain.alerts a
+        WHERE a.submission_id = d.submission_id AND a.rule_id = d.rule_id)),
+inserted AS (
+    INSERT INTO terrain.alerts
+        (submission_id, manager_id, rule_id, severity, signals, market, received_at, payload,
+         ruleset_version, trace_context, level)
+    SELECT f.submission_id, m.manager_id, f.rule_id, f.severity, f.signals, f.market,
+           f.received_at, f.payload, f.ruleset_version, f.trace_context, f.level
+    FROM fresh f CROSS JOIN LATERAL unnest(f.manager_ids) AS m(manager_id)
+    ON CONFLICT (submission_id, manager_id, rule_id) DO NOTHING
+    RETURNING 1),
+unroutable AS (
+    INSERT INTO terrain.unroutable_alerts
+        (submission_id, rule_id, market, severity, signals, reason, detail, received_at,
+         ruleset_version, payload, trace_context)
+    SELECT f.submission_id, f.rule_id, f.market, f.severity, f.signals, 'no_recipient',
+           f.detail, f.received_at, f.ruleset_version, f.payload, f.trace_context
+    FROM fresh f WHERE cardinality(f.manager_ids) = 0
+    ON CONFLICT (submission_id, rule_id) DO NOTHING
+    RETURNING submission_id, rule_id, market, severity)
+SELECT (SELECT count(*) FROM inserted) AS created,
+       coalesce((SELECT jsonb_agg(to_jsonb(u)) FROM unroutable u), '[]'::jsonb) AS unroutable
 """
 
 # Claiming pushes next_attempt_at forward by a short lease that the sender renews while the
@@ -74,6 +107,43 @@ class AlertToRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Receiver:
+    """An active manager with at least one channel, on the rung (market or ``*``, level)
+    where the directory put them."""
+
+    manager_id: UUID
+    market: str
+    level: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedAlert:
+    """An alert and the managers routing chose for it (none: it is unroutable)."""
+
+    alert: AlertToRecord
+    level: int
+    manager_ids: tuple[UUID, ...]
+    # Why nobody, when nobody: recorded with the unroutable alert.
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UnroutableAlert:
+    submission_id: UUID
+    rule_id: str
+    market: str
+    severity: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    created: int
+    # Only those recorded now: a redelivered batch returns none.
+    unroutable: list[UnroutableAlert]
+
+
+@dataclass(frozen=True, slots=True)
 class DueAlert:
     alert_id: UUID
     submission_id: UUID
@@ -103,30 +173,47 @@ async def _connection(executor: Executor) -> AsyncIterator[Connection]:
         yield executor
 
 
-async def record_alerts(*, connection: Connection, alerts: list[AlertToRecord]) -> int:
-    """Write one outbox row per (submission, level-1 manager of its market, rule); returns
-    how many are new (a redelivered submission adds none)."""
+async def receivers_in(*, connection: Connection, markets: Iterable[str]) -> list[Receiver]:
+    """Everyone who can receive alerts of these markets: their own managers and the
+    regional directors."""
+    rows = await connection.fetch(_RECEIVERS, sorted({*markets, REGIONAL}))
+    return [Receiver(r["manager_id"], r["market"], r["level"]) for r in rows]
+
+
+async def record_routed(*, connection: Connection, alerts: list[RoutedAlert]) -> Recorded:
+    """Write one outbox row per (submission, chosen manager, rule), and an unroutable row per
+    alert routed to nobody, in one statement; a redelivered submission adds none of either."""
     if not alerts:
-        return 0
+        return Recorded(0, [])
     document = json.dumps(
         [
             {
-                "submission_id": str(a.submission_id),
-                "rule_id": a.rule_id,
-                "severity": a.severity,
-                "signals": a.signals,
-                "market": a.market,
-                "received_at": a.received_at.isoformat(),
-                "payload": a.payload,
-                "ruleset_version": a.ruleset_version,
-                "trace_context": a.trace_context,
+                "submission_id": str(r.alert.submission_id),
+                "rule_id": r.alert.rule_id,
+                "severity": r.alert.severity,
+                "signals": r.alert.signals,
+                "market": r.alert.market,
+                "received_at": r.alert.received_at.isoformat(),
+                "payload": r.alert.payload,
+                "ruleset_version": r.alert.ruleset_version,
+                "trace_context": r.alert.trace_context,
+                "level": r.level,
+                "manager_ids": [str(m) for m in r.manager_ids],
+                "detail": r.detail,
             }
-            for a in alerts
+            for r in alerts
         ],
         ensure_ascii=False,
     )
-    status: str = await connection.execute(_RECORD_ALERTS, document)
-    return int(status.rsplit(" ", 1)[-1])
+    row = await connection.fetchrow(_RECORD_ROUTED, document)
+    assert row is not None
+    unroutable = [
+        UnroutableAlert(
+            UUID(u["submission_id"]), u["rule_id"], u["market"], u["severity"], "no_recipient"
+        )
+        for u in json.loads(row["unroutable"])
+    ]
+    return Recorded(int(row["created"]), unroutable)
 
 
 async def claim_due(
@@ -216,6 +303,41 @@ async def extend_leases(*, connection: Executor, claims: dict[UUID, int], lease_
     return int(status.rsplit(" ", 1)[-1])
 
 
+# The sender gave up on an alert: if no other alert of its submission and rule was delivered
+# or may still be (pending, held, in a digest), nobody will hear of the complaint. The lock
+# serialises the recipients of one submission failing at the same moment, so the last one
+# to give up sees the others' outcome (else each would see the other still pending).
+_LOCK_SUBMISSION_RULE = """
+SELECT pg_advisory_xact_lock(hashtextextended(submission_id::text || '/' || rule_id, 6))
+FROM terrain.alerts WHERE alert_id = $1
+"""
+_RECORD_ALL_FAILED = """
+INSERT INTO terrain.unroutable_alerts
+    (submission_id, rule_id, market, severity, signals, reason, detail, received_at,
+     ruleset_version, payload, trace_context)
+SELECT a.submission_id, a.rule_id, a.market, a.severity, a.signals, 'all_channels_failed',
+       format('every channel of %s recipient(s) failed for good', (
+           SELECT count(*) FROM terrain.alerts o
+           WHERE o.submission_id = a.submission_id AND o.rule_id = a.rule_id)),
+       a.received_at, a.ruleset_version, a.payload, a.trace_context
+FROM terrain.alerts a
+WHERE a.alert_id = $1 AND a.rule_id <> 'digest'
+  AND NOT EXISTS (
+      SELECT 1 FROM terrain.alerts o
+      WHERE o.submission_id = a.submission_id AND o.rule_id = a.rule_id
+        AND o.status <> 'failed')
+ON CONFLICT (submission_id, rule_id) DO NOTHING
+RETURNING submission_id, rule_id, market, severity
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecorded:
+    delivered_at: datetime | None = None
+    # Set when this failure left the complaint with nobody to receive it (recorded now).
+    unroutable: UnroutableAlert | None = None
+
+
 async def record_delivery(
     *,
     connection: Executor,
@@ -224,9 +346,10 @@ async def record_delivery(
     results: list[ChannelResult],
     outcome: str,
     retry_in_s: float | None = None,
-) -> datetime | None:
+) -> DeliveryRecorded:
     """Every channel's attempt, then the alert's state: ``delivered``, ``retry`` (after
-    ``retry_in_s``) or ``failed``. Returns delivered_at when it was delivered."""
+    ``retry_in_s``) or ``failed``; a failure that leaves the complaint with nobody who
+    received it or may still receive it is recorded as unroutable."""
     async with _connection(connection) as conn, conn.transaction():
         await conn.executemany(
             """INSERT INTO terrain.alert_deliveries (alert_id, channel, attempt, ok, detail)
@@ -242,8 +365,9 @@ async def record_delivery(
                 alert_id,
                 done,
             )
-            return delivered_at
+            return DeliveryRecorded(delivered_at=delivered_at)
         if outcome == "failed":
+            await conn.execute(_LOCK_SUBMISSION_RULE, alert_id)
             await conn.execute(
                 """UPDATE terrain.alerts SET status = 'failed',
                           channels_done = channels_done || $2::text[]
@@ -251,7 +375,18 @@ async def record_delivery(
                 alert_id,
                 done,
             )
-            return None
+            row = await conn.fetchrow(_RECORD_ALL_FAILED, alert_id)
+            if row is None:
+                return DeliveryRecorded()
+            return DeliveryRecorded(
+                unroutable=UnroutableAlert(
+                    row["submission_id"],
+                    row["rule_id"],
+                    row["market"],
+                    row["severity"],
+                    "all_channels_failed",
+                )
+            )
         await conn.execute(
             """UPDATE terrain.alerts
                SET next_attempt_at = now() + make_interval(secs => $2),
@@ -261,7 +396,7 @@ async def record_delivery(
             retry_in_s or 0.0,
             done,
         )
-        return None
+        return DeliveryRecorded()
 
 
 _FORM_DIGEST = """
@@ -359,43 +494,75 @@ async def awaiting_acknowledgement(
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class EscalationSource:
+    alert_id: UUID
+    market: str
+    level: int
+    # Whether the alert went to a regional director: the rung it stands on.
+    regional: bool
+
+
+async def lock_for_escalation(*, connection: Connection, alert_id: UUID) -> EscalationSource | None:
+    """Lock an alert not escalated yet (inside the caller's transaction); None if it was."""
+    row = await connection.fetchrow(
+        """SELECT a.alert_id, a.market, a.level, m.market = '*' AS regional
+           FROM terrain.alerts a JOIN terrain.managers m USING (manager_id)
+           WHERE a.alert_id = $1 AND a.escalated_at IS NULL
+           FOR UPDATE OF a""",
+        alert_id,
+    )
+    if row is None:
+        return None
+    return EscalationSource(row["alert_id"], row["market"], row["level"], row["regional"])
+
+
 _ESCALATE = """
-WITH source AS (
-    SELECT * FROM terrain.alerts WHERE alert_id = $1 AND escalated_at IS NULL FOR UPDATE),
-next_level AS (
-    SELECT min(m.level) AS level FROM terrain.managers m, source s
-    WHERE m.active AND m.market IN (s.market::text, '*') AND m.level > s.level),
+WITH source AS (SELECT * FROM terrain.alerts WHERE alert_id = $1),
 inserted AS (
     INSERT INTO terrain.alerts
         (submission_id, manager_id, rule_id, severity, signals, market, received_at, payload,
-         ruleset_version, level, escalated_from, created_at)
+         ruleset_version, level, escalated_from, created_at, trace_context)
     SELECT s.submission_id, m.manager_id, s.rule_id, s.severity, s.signals, s.market,
-           s.received_at, s.payload || jsonb_build_object('escalated_level', n.level),
-           s.ruleset_version, n.level, s.alert_id, $2
-    FROM source s CROSS JOIN next_level n
-    JOIN terrain.managers m ON m.level = n.level
-    WHERE m.active AND m.market IN (s.market::text, '*')
+           s.received_at, s.payload || $5::jsonb, s.ruleset_version, $3, s.alert_id, $2,
+           s.trace_context
+    FROM source s CROSS JOIN unnest($4::uuid[]) AS m(manager_id)
     ON CONFLICT (submission_id, manager_id, rule_id) DO NOTHING
     RETURNING alert_id)
 UPDATE terrain.alerts a
 SET escalated_at = $2,
     escalation_detail = CASE
-        WHEN (SELECT level FROM next_level) IS NULL THEN 'not acknowledged; no higher level'
-        ELSE format('not acknowledged; escalated to level %s (%s new alerts)',
-                    (SELECT level FROM next_level), (SELECT count(*) FROM inserted))
+        WHEN $3::smallint IS NULL THEN 'not acknowledged; no higher level'
+        ELSE format('not acknowledged; escalated to %s (%s new alerts)',
+                    $6::text, (SELECT count(*) FROM inserted))
     END
 FROM source s WHERE a.alert_id = s.alert_id
 RETURNING a.escalation_detail
 """
 
 
-async def escalate(*, connection: Executor, alert_id: UUID, now: datetime) -> str | None:
-    """Alert the next level up (the market's, then regional directors '*'), once; the new
-    alert's SLA starts ``now`` (the escalation clock). Returns
-    what was recorded on the alert, or None if it was already escalated."""
-    async with _connection(connection) as conn, conn.transaction():
-        detail: str | None = await conn.fetchval(_ESCALATE, alert_id, now)
-        return detail
+async def record_escalation(
+    *,
+    connection: Connection,
+    alert_id: UUID,
+    now: datetime,
+    level: int | None,
+    manager_ids: tuple[UUID, ...] = (),
+    payload_note: dict[str, Any] | None = None,
+    described: str = "",
+) -> str:
+    """Write the escalation's alerts (none when ``level`` is None: nobody stands higher) and
+    mark the source escalated; returns what was recorded on it."""
+    detail: str = await connection.fetchval(
+        _ESCALATE,
+        alert_id,
+        now,
+        level,
+        list(manager_ids),
+        json.dumps(payload_note or {}),
+        described,
+    )
+    return detail
 
 
 @dataclass(frozen=True, slots=True)

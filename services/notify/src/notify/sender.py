@@ -35,6 +35,7 @@ from notify.repository import (
     extend_leases,
     record_delivery,
 )
+from notify.routing import report_unroutable
 from notify.settings import NotifySettings
 from terrain_runtime.privacy import Sealer, SealingError
 from terrain_runtime.tracing import context_from_carrier, span_in, submission_attributes
@@ -221,13 +222,16 @@ class Sender:
         reachable = [c for c in self._channels if c.reaches(recipient)]
         todo = [c for c in reachable if c.name not in alert.channels_done]
         if not reachable:
-            await record_delivery(
+            # A channel this deployment does not run (email without SMTP, SMS of a P2).
+            recorded = await record_delivery(
                 connection=self._pool,
                 alert_id=alert.alert_id,
                 attempt=alert.attempt,
                 results=[ChannelResult("none", False, "manager has no reachable channel")],
                 outcome="failed",
             )
+            if recorded.unroutable is not None:
+                report_unroutable(recorded.unroutable)
             return
         body = self._body(alert)
         with span_in(
@@ -259,7 +263,7 @@ class Sender:
             ALERT_DELIVERY_ATTEMPTS.labels(r.channel, label).inc()
             if r.ok:
                 ALERTS_SENT.labels(alert.market, alert.severity, r.channel).inc()
-        delivered_at = await record_delivery(
+        recorded = await record_delivery(
             connection=self._pool,
             alert_id=alert.alert_id,
             attempt=alert.attempt,
@@ -267,8 +271,11 @@ class Sender:
             outcome=outcome,
             retry_in_s=retry,
         )
-        if delivered_at is not None and alert.rule_id != "digest":
-            latency = (delivered_at - alert.received_at).total_seconds()
+        if recorded.unroutable is not None:
+            # This was the last recipient who could have received the complaint.
+            report_unroutable(recorded.unroutable)
+        if recorded.delivered_at is not None and alert.rule_id != "digest":
+            latency = (recorded.delivered_at - alert.received_at).total_seconds()
             ALERT_LATENCY.labels(alert.severity).observe(max(latency, 0.0))
 
     async def _try(
