@@ -17,13 +17,14 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import REGISTRY
 
 from enrich.app import create_app
 from enrich.settings import EnrichSettings
 from terrain_contracts.topics import SUBMISSIONS_RAW
 from tests.factories import raw_record
-from tests.helpers import eventually, fetchval, produce, running
+from tests.helpers import KAFKA, eventually, fetchval, produce, running
 
 RECORDS = 30
 
@@ -45,6 +46,17 @@ def lag() -> float:
 
 def commit_age() -> float:
     return max(_gauges("terrain_consumer_commit_age_seconds"), default=0.0)
+
+
+async def members(group_id: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([group_id])
+        (group,) = response.to_object()["groups"]
+        return len(group["members"])
+    finally:
+        await admin.close()
 
 
 @contextlib.asynccontextmanager
@@ -102,7 +114,8 @@ async def test_a_consumer_that_cannot_commit_shows_lag_and_an_ageing_commit(
     ids = [key.decode() for key, _ in records]
     stored = "SELECT count(*) FROM terrain.submissions WHERE submission_id = ANY($1::uuid[])"
     await produce(SUBMISSIONS_RAW.name(namespace), records)
-    app = create_app(EnrichSettings(**settings_kwargs, consumer_lag_interval_s=0.2))
+    settings = EnrichSettings(**settings_kwargs, consumer_lag_interval_s=0.2)
+    app = create_app(settings)
     async with contextlib.AsyncExitStack() as cause_in_place:
         # In place before enrich starts: its first batch already cannot be stored.
         stuck = await cause_in_place.enter_async_context(cause(database_url))
@@ -120,6 +133,8 @@ async def test_a_consumer_that_cannot_commit_shows_lag_and_an_ageing_commit(
                 return lag() == RECORDS and commit_age() > first
 
             assert await eventually(older, timeout_s=30)
+            # Measured from outside the group: enrich's consumer is its only member.
+            assert await members(settings.group_id) == 1
 
             # The cause goes away: the batch is stored, committed, and lag drains to 0.
             await cause_in_place.aclose()
