@@ -10,7 +10,7 @@ each other, against docker-compose.yml and against the metrics the code declares
 - Prometheus scrapes every Terrain service on the port and path it serves metrics on,
   under its compose name; its config and rule files are the ones compose mounts.
 - Every alert rule has expr, for, labels.severity and summary/description annotations, and
-  the four alerts issue 6 asks for exist. When promtool is installed (Debian package
+  the alerts REQUIRED_ALERTS names exist. When promtool is installed (Debian package
   `prometheus`): `promtool check config`, `check rules` on the alerts and on every dashboard
   query (PromQL syntax), and `test rules` on deploy/prometheus/alerts_test.yml.
 - Grafana's datasources point at compose services; every datasource uid a panel uses is
@@ -113,19 +113,23 @@ SCRAPED_SERVICES = {
     "enrich": "TERRAIN_METRICS_PORT",
     "notify": "TERRAIN_METRICS_PORT",
 }
-# Issue 6's alerts, each with the metric it must be computed from.
+# The alerts that must exist, each with the metric it must be computed from.
 REQUIRED_ALERTS = {
     "TerrainConsumerLagGrowing": "terrain_consumer_lag",
     "TerrainDeadLetterRateHigh": "terrain_dead_letters_total",
     "TerrainAlertLatencyOverSLO": "terrain_alert_latency_seconds_bucket",
     "TerrainNoSubmissionsOnCampaignDay": "terrain_submissions_received_total",
+    # A consumer alive but not committing, and an urgent complaint nobody received.
+    "TerrainConsumerStuck": "terrain_consumer_commit_age_seconds",
+    "TerrainAlertsUnroutable": "terrain_alerts_unroutable_total",
 }
-# Issue 6's dashboard panels, each as a series the dashboard must query.
+# The dashboard's required panels, each as a series the dashboard must query.
 REQUIRED_DASHBOARD_SERIES = {
     "terrain_submissions_received_total",  # submissions/s by market
     "terrain_http_requests_total",  # HTTP status rates
     "terrain_records_processed_total",  # records processed per topic
     "terrain_consumer_lag",  # lag per partition
+    "terrain_consumer_commit_age_seconds",  # a stuck consumer
     "terrain_batch_duration_seconds_bucket",  # batch duration p99
     "terrain_submission_store_latency_seconds_bucket",  # store latency p99
     "terrain_dead_letters_total",  # DLQ by reason
@@ -134,6 +138,7 @@ REQUIRED_DASHBOARD_SERIES = {
     "terrain_alert_delivery_attempts_total",  # delivery failures by channel
     "terrain_alerts_escalated_total",  # escalations
     "terrain_alert_acknowledgement_seconds_bucket",  # time to acknowledgement
+    "terrain_alerts_unroutable_total",  # urgent complaints nobody received
 }
 
 DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")

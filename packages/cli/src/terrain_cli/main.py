@@ -1,4 +1,5 @@
-"""`terrain`: the operators' command line (database, topics, devices, managers, contracts).
+"""`terrain`: the operators' command line (database, topics, devices, managers, contracts,
+failed submissions).
 
 Every subcommand reads the same settings as the services (environment, ``.env``), so an
 operator's shell configured for an environment talks to that environment's Kafka and
@@ -16,6 +17,7 @@ from uuid import UUID
 import asyncpg
 import typer
 
+from terrain_cli.failed import failed_app
 from terrain_cli.segments import segments_app
 from terrain_contracts.markets import Market
 from terrain_runtime.db import migrate
@@ -34,6 +36,7 @@ app.add_typer(devices_app, name="devices")
 app.add_typer(managers_app, name="managers")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(segments_app, name="segments")
+app.add_typer(failed_app, name="failed")
 
 T = TypeVar("T")
 

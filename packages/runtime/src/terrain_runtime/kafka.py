@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
     InvalidProducerEpoch,
@@ -31,7 +31,7 @@ from opentelemetry.trace import TracerProvider
 
 from terrain_contracts.topics import TOPICS, TopicSpec
 from terrain_runtime.dlq import SourceRecord
-from terrain_runtime.metrics import CONSUMER_LAG, KAFKA_PRODUCER_RENEWALS
+from terrain_runtime.metrics import KAFKA_PRODUCER_RENEWALS
 from terrain_runtime.settings import TerrainSettings
 
 log = logging.getLogger(__name__)
@@ -190,20 +190,6 @@ async def kafka_reachable(producer: DurableProducer | AIOKafkaProducer, timeout_
     except Exception:
         return False
     return True
-
-
-def observe_lag(consumer: Any, records: Any, service: str) -> None:
-    """Set the lag gauge of each partition in a batch: records the broker has beyond the
-    last one this batch handled (read from the consumer's fetch metadata, no request)."""
-    last: dict[tuple[str, int], int] = {}
-    for record in records:
-        key = (record.topic, record.partition)
-        last[key] = max(last.get(key, -1), record.offset)
-    for (topic, partition), offset in last.items():
-        highwater = consumer.highwater(TopicPartition(topic, partition))
-        if highwater is not None:
-            lag = max(0, highwater - offset - 1)
-            CONSUMER_LAG.labels(service, topic_id(topic), str(partition)).set(lag)
 
 
 def topic_id(name: str) -> str:

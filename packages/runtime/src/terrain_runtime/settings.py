@@ -62,6 +62,11 @@ class TerrainSettings(BaseSettings):
         description="Serve Prometheus /metrics on this port (consumers have no HTTP server).",
     )
     otel_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    consumer_lag_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often a consumer service reads its group's committed and end offsets.",
+    )
 
     # Keyed pseudonym of phone numbers: the analysts' join key. Rotating means a new key id;
     # segments are re-imported under the new key, old pseudonyms keep their key id prefix.

@@ -21,9 +21,9 @@ from terrain_runtime.kafka import (
     batch_subscriber,
     make_broker,
     make_producer,
-    observe_lag,
     source_records,
 )
+from terrain_runtime.lag import consumer_lag_monitor
 from terrain_runtime.metrics import BATCH_DURATION
 from terrain_runtime.telemetry import setup_tracing
 
@@ -48,7 +48,6 @@ def create_app(settings: EnrichSettings | None = None) -> FastStream:
         try:
             with BATCH_DURATION.labels(SERVICE, SUBMISSIONS_RAW.id).time():
                 await process_batch(state["runtime"], records)
-            observe_lag(message.consumer, message.raw_message, SERVICE)
         except DeadLetterLimitExceeded as error:
             log.critical("stopping the consumer: %s", error)
             app.exit()
@@ -81,9 +80,18 @@ def create_app(settings: EnrichSettings | None = None) -> FastStream:
                 max_entries=settings.segment_cache_entries, ttl_s=settings.segment_cache_ttl_s
             ),
         )
+        # Lag from the group's committed offsets, measured whether batches succeed or not.
+        lag_monitor = consumer_lag_monitor(
+            settings,
+            service=SERVICE,
+            group_id=settings.group_id,
+            topics=[settings.topic(SUBMISSIONS_RAW)],
+        )
+        lag_monitor.start()
         try:
             yield
         finally:
+            await lag_monitor.stop()
             # The broker (consumer) stopped before this: no batch is publishing any more.
             await producer.stop()
             await pool.close()

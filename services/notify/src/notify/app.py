@@ -37,9 +37,9 @@ from terrain_runtime.kafka import (
     batch_subscriber,
     make_broker,
     make_producer,
-    observe_lag,
     source_records,
 )
+from terrain_runtime.lag import consumer_lag_monitor
 from terrain_runtime.metrics import BATCH_DURATION
 from terrain_runtime.telemetry import setup_tracing
 
@@ -139,7 +139,6 @@ def create_app(
         records = source_records(message)
         with BATCH_DURATION.labels(SERVICE, SUBMISSIONS_ENRICHED.id).time():
             await process_batch(state["runtime"], records)
-        observe_lag(message.consumer, message.raw_message, SERVICE)
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
@@ -220,10 +219,19 @@ def create_app(
         ]
         for task in tasks:
             task.add_done_callback(_report_death)
+        # Lag from the group's committed offsets, measured whether batches succeed or not.
+        lag_monitor = consumer_lag_monitor(
+            settings,
+            service=SERVICE,
+            group_id=settings.group_id,
+            topics=[settings.topic(SUBMISSIONS_ENRICHED)],
+        )
+        lag_monitor.start()
         log.info("rule set %s loaded; ack page on port %d", ruleset.version, settings.http_port)
         try:
             yield
         finally:
+            await lag_monitor.stop()
             stopping.set()
             web.should_exit = True
             await sender.stop()
