@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -219,12 +219,17 @@ async def fetchval(url: str, sql: str, *args: Any) -> Any:
 class WebhookSink:
     """A real HTTP server on loopback that records every webhook it receives."""
 
-    def __init__(self, *, status: int = 200) -> None:
+    def __init__(self, *, status: int = 200, answer_after_s: float = 0.0) -> None:
+        """``answer_after_s``: a slow receiver, which has the request (it counts as received)
+        well before the sender has the answer."""
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         self.received: list[tuple[str, dict[str, str], bytes]] = []
         self.status = status
+        self.answer_after_s = answer_after_s
+        # Called (in the server's thread) with each request's path as it is received.
+        self.on_receive: Callable[[str], None] | None = None
         received = self.received
         sink = self
 
@@ -234,8 +239,15 @@ class WebhookSink:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                declared = int(self.headers.get("content-length", "0"))
+                body = self.rfile.read(declared)
+                if len(body) < declared:
+                    return  # the sender died mid-request: nothing was received
                 received.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                if sink.on_receive is not None:
+                    sink.on_receive(self.path)
+                if sink.answer_after_s:
+                    time.sleep(sink.answer_after_s)
                 self.send_response(sink.status)
                 self.send_header("content-length", "0")
                 self.end_headers()

@@ -1,7 +1,14 @@
 """Fault scenarios with real processes: the simulator sends at a steady rate while one
 fault is injected, then its verification checks the invariants — every visit answered 2xx
 stored exactly once, every invalid one rejected, every urgent one alerted exactly once to
-its market's managers — and no phone number appears in any service's output."""
+its market's managers — and no phone number appears in any service's output.
+
+Duplicates are counted where a manager would see them: at the receiving webhook, from what
+it got, not from Terrain's tables (a delivery made just before a crash, and so never
+recorded, is only visible there). Where the fault can land between delivering and
+recording (notify killed, PostgreSQL away), raw duplicates may occur and the receiver drops
+them by the ``idempotency-key`` header: what must then hold is that every urgent visit
+reached each of its managers under exactly one key."""
 
 from __future__ import annotations
 
@@ -9,14 +16,17 @@ import asyncio
 import json
 import os
 import signal
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import pytest
 
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED, SUBMISSIONS_RAW, TOPICS
 from terrain_simulator.generator import DayOptions
+from terrain_simulator.runner import Outcome
 from terrain_simulator.simulate import SimulationResult, simulate
 from tests.e2e.conftest import LOG_DIR, Stack
 from tests.helpers import (
@@ -42,7 +52,10 @@ async def run_day(
     options: DayOptions,
     rate: float,
     fault_after_s: float = 1.5,
+    crash_window: bool = False,
 ) -> SimulationResult:
+    """``crash_window``: the fault may fall between a delivery and its record (raw
+    duplicates at the receiver are then counted, not refused)."""
     with WebhookSink() as sink:
         async with country_managers(database_url, sink):
             day = asyncio.create_task(
@@ -52,8 +65,12 @@ async def run_day(
             await asyncio.sleep(fault_after_s)
             await fault(stack)
             result = await day
-    record_result(options, rate, result)
+            received = await at_the_receiver(sink, result)
+    record_result(options, rate, result, received)
     assert result.verdict.ok, result.verdict.problems[:10]
+    assert not received["problems"], received["problems"][:10]
+    if not crash_window:
+        assert received["raw_duplicates"] == 0, received
     assert_no_phone_numbers_in_logs(stack, result)
     await assert_no_phone_numbers_stored(stack, database_url, result)
     return result
@@ -96,7 +113,53 @@ async def assert_no_phone_numbers_stored(
         assert not leaked, f"{len(leaked)} phone numbers in clear in topic {spec.name()}"
 
 
-def record_result(options: DayOptions, rate: float, result: SimulationResult) -> None:
+async def at_the_receiver(
+    sink: WebhookSink, result: SimulationResult, *, settle_s: float = 30.0
+) -> dict[str, Any]:
+    """What the managers' webhook got: raw receptions, distinct ones by idempotency key,
+    and whether each urgent visit accepted reached each of its market's managers under
+    exactly one key (the simulator's managers are on /<market>)."""
+    urgent = {
+        v.submission_id: v.market.value
+        for v in result.visits
+        if v.urgent and result.sender.outcomes.get(v.submission_id, Outcome()).status == "accepted"
+    }
+    deadline = asyncio.get_running_loop().time() + settle_s
+    while True:
+        reached = {(p, json.loads(b).get("submission_id")) for p, _, b in list(sink.received)}
+        if all((f"/{m}", i) in reached for i, m in urgent.items()):
+            break
+        if asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    keys: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    for path, headers, body in list(sink.received):
+        alert = json.loads(body)
+        keys[(path, alert.get("submission_id"), alert.get("rule"))].add(
+            headers.get("idempotency-key", "")
+        )
+    per_key = sink.by_idempotency_key()
+    problems = [
+        f"{i} ({m}) never reached its manager"
+        for i, m in urgent.items()
+        if (f"/{m}", i) not in reached
+    ]
+    problems += [
+        f"{sid} reached {path} under {len(found)} keys for rule {rule}"
+        for (path, sid, rule), found in keys.items()
+        if len(found) > 1
+    ]
+    return {
+        "received_raw": sum(per_key.values()),
+        "received_distinct": len(per_key),
+        "raw_duplicates": sum(n - 1 for n in per_key.values()),
+        "problems": problems,
+    }
+
+
+def record_result(
+    options: DayOptions, rate: float, result: SimulationResult, received: dict[str, Any]
+) -> None:
     """One line per scenario in .local/test-logs/reliability.jsonl: the figures of
     docs/RELIABILITY.md's table."""
     total = result.verdict.total()
@@ -112,7 +175,10 @@ def record_result(options: DayOptions, rate: float, result: SimulationResult) ->
         "alerts_expected": total.alerts_expected,
         "alerts_delivered": total.alerts_delivered,
         "alerts_duplicated": total.alerts_duplicated + total.alerts_wrong_market,
-        "ok": result.verdict.ok,
+        "received_raw": received["received_raw"],
+        "received_distinct": received["received_distinct"],
+        "receiver_duplicates": received["raw_duplicates"],
+        "ok": result.verdict.ok and not received["problems"],
     }
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     with (LOG_DIR / "reliability.jsonl").open("a") as out:
@@ -147,8 +213,9 @@ async def test_enrich_killed_three_times_mid_batch(stack: Stack, database_url: s
 async def test_notify_killed_while_alerting(stack: Stack, database_url: str) -> None:
     options = DayOptions(visits=600 * SCALE, seed=32, campaign_id="fault-notify")
     await run_day(
-        stack, database_url, kill_and_restart("notify", 2 * SCALE, 1.5), options=options, rate=150
-    )
+        stack, database_url, kill_and_restart("notify", 2 * SCALE, 1.5), options=options, rate=150,
+        crash_window=True,
+    )  # fmt: skip
 
 
 def local_outage(service: str, down_s: float) -> Fault:
@@ -178,7 +245,7 @@ async def test_postgres_stopped_30_s_under_load(stack: Stack, database_url: str)
     options = DayOptions(visits=1500 * SCALE, seed=35, campaign_id="pg-outage")
     await run_day(
         stack, database_url, local_outage("postgres", 30), options=options, rate=50,
-        fault_after_s=3,
+        fault_after_s=3, crash_window=True,
     )  # fmt: skip
 
 

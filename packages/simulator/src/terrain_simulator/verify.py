@@ -130,8 +130,8 @@ async def verify(
         SELECT a.submission_id, a.manager_id, a.rule_id, a.market, a.status,
                m.market AS manager_market,
                extract(epoch FROM a.delivered_at - a.received_at) AS latency_s,
-               (SELECT count(*) FROM terrain.alert_deliveries d
-                WHERE d.alert_id = a.alert_id AND d.ok) AS delivered_messages
+               (SELECT count(*) - count(DISTINCT d.channel) FROM terrain.alert_deliveries d
+                WHERE d.alert_id = a.alert_id AND d.ok) AS duplicate_messages
         FROM terrain.alerts a JOIN terrain.managers m USING (manager_id)
         WHERE a.submission_id = ANY($1::uuid[])
     """
@@ -193,7 +193,8 @@ async def verify(
             summary.alerts_delivered += sum(
                 1 for a in alerts if a["status"] == "delivered" and str(a["manager_id"]) in expected
             )
-            summary.alerts_duplicated += sum(max(0, a["delivered_messages"] - 1) for a in alerts)
+            # One delivery per channel is the alert once on each of the manager's channels.
+            summary.alerts_duplicated += sum(a["duplicate_messages"] for a in alerts)
             per_manager = Counter((str(a["manager_id"]), a["rule_id"]) for a in alerts)
             summary.alerts_duplicated += sum(n - 1 for n in per_manager.values() if n > 1)
             # Regional directors (market '*') may get it by escalation; nobody else may.
