@@ -387,7 +387,8 @@ def poisoned_case(draw: st.DrawFn, now: datetime) -> Case:
     elif where == "unknown value":
         document["x_note"] = f"note {poison} end"
     elif where == "unknown key":
-        document["feedback"][f"x{poison}key"] = "value"
+        parent = draw(st.sampled_from(OBJECTS))
+        document.setdefault(parent, {})[f"x{poison}key"] = "value"
     elif where == "nested":
         document["x_extra"] = {"a": [{"b": f"{poison}"}]}
     elif where == "number":
