@@ -337,7 +337,7 @@ def visit_case(draw: st.DrawFn, now: datetime) -> Case:
     if draw(st.booleans()):
         document["customer"]["company"] = draw(storable_text(1, 40))
     if draw(st.booleans()):
-        document["location"] = {"place": draw(storable_text(1, 60))}
+        document["location"] = {"place": draw(storable_text(1, 30))}
     for _ in range(draw(st.integers(0, 3))):
         where = draw(st.sampled_from(("", *OBJECTS)))
         target = document if not where else document.get(where)

@@ -146,7 +146,10 @@ def send_cases(stack: Stack, tokens: dict[str, str], run: Run) -> None:
             return None
         run.statuses[response.status_code] += 1
         if response.status_code >= 500:
-            run.server_errors.append(f"{path}: HTTP {response.status_code} {response.text[:160]!r}")
+            run.server_errors.append(
+                f"{path} ({case.kind} first): HTTP {response.status_code}"
+                f" {response.text[:120]!r} for {body[:200]!r}"
+            )
         return response
 
     def single(case: Case) -> None:
