@@ -10,7 +10,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from email.message import Message
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -217,12 +219,17 @@ async def fetchval(url: str, sql: str, *args: Any) -> Any:
 class WebhookSink:
     """A real HTTP server on loopback that records every webhook it receives."""
 
-    def __init__(self, *, status: int = 200) -> None:
+    def __init__(self, *, status: int = 200, answer_after_s: float = 0.0) -> None:
+        """``answer_after_s``: a slow receiver, which has the request (it counts as received)
+        well before the sender has the answer."""
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         self.received: list[tuple[str, dict[str, str], bytes]] = []
         self.status = status
+        self.answer_after_s = answer_after_s
+        # Called (in the server's thread) with each request's path as it is received.
+        self.on_receive: Callable[[str], None] | None = None
         received = self.received
         sink = self
 
@@ -232,8 +239,15 @@ class WebhookSink:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                declared = int(self.headers.get("content-length", "0"))
+                body = self.rfile.read(declared)
+                if len(body) < declared:
+                    return  # the sender died mid-request: nothing was received
                 received.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                if sink.on_receive is not None:
+                    sink.on_receive(self.path)
+                if sink.answer_after_s:
+                    time.sleep(sink.answer_after_s)
                 self.send_response(sink.status)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -266,6 +280,78 @@ class WebhookSink:
         import json
 
         return [json.loads(body) for p, _, body in list(self.received) if path is None or p == path]
+
+    def by_idempotency_key(self, path: str | None = None) -> Counter[str]:
+        """Raw receptions per ``idempotency-key`` header: what a receiver dedupes on."""
+        return Counter(
+            headers.get("idempotency-key", "")
+            for p, headers, _ in list(self.received)
+            if path is None or p == path
+        )
+
+    def by_reference(self, path: str | None = None) -> Counter[str]:
+        """Raw receptions per JSON ``reference`` field: what an SMS gateway dedupes on."""
+        return Counter(str(body.get("reference", "")) for body in self.bodies(path))
+
+    def text(self) -> str:
+        """Every request received, headers and body, as one text to scan."""
+        return "\n".join(
+            f"{p} {headers} {body.decode('utf-8', 'replace')}"
+            for p, headers, body in list(self.received)
+        )
+
+
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) on loopback that keeps every message it accepts."""
+
+    def __init__(self, port: int | None = None) -> None:
+        from email import message_from_bytes
+
+        from aiosmtpd.controller import Controller
+
+        self.port = port or free_port()
+        self.messages: list[Message] = []
+        self.raw: list[bytes] = []
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+                sink.raw.append(envelope.content)
+                sink.messages.append(message_from_bytes(envelope.content))
+                return "250 OK"
+
+        self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+
+    def start(self) -> SmtpSink:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def __enter__(self) -> SmtpSink:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def to(self, address: str) -> list[Message]:
+        return [m for m in self.messages if m["To"] == address]
+
+    def by_message_id(self) -> Counter[str]:
+        """Raw receptions per Message-ID: what a mail system dedupes on."""
+        return Counter(str(m["Message-ID"]) for m in list(self.messages))
+
+    def text(self) -> str:
+        """Every message as received (headers and body, decoded), as one text to scan."""
+        parts = []
+        for message in list(self.messages):
+            parts.append(str(message.items()))
+            for part in message.walk():
+                payload = part.get_payload(decode=True)
+                if isinstance(payload, bytes):
+                    parts.append(payload.decode("utf-8", "replace"))
+        return "\n".join(parts)
 
 
 class OtlpReceiver:
@@ -345,22 +431,44 @@ class OtlpReceiver:
 
 
 @contextlib.asynccontextmanager
-async def country_managers(database_url: str, sink: WebhookSink) -> AsyncIterator[list[Any]]:
-    """A level-1 manager per market whose webhook is ``sink``; deactivated afterwards so the
-    next test's expectations are not inflated by managers whose inbox is gone."""
-    from notify.repository import add_manager
+async def country_managers(
+    database_url: str,
+    sink: WebhookSink,
+    *,
+    markets: Sequence[str] | None = None,
+    email: bool = False,
+    sms: bool = False,
+    director: bool = False,
+) -> AsyncIterator[list[Any]]:
+    """A level-1 manager per market (or per one of ``markets``) whose webhook is ``sink``,
+    with an email address (``email``) and an SMS number (``sms``) too if asked, and a
+    regional director ('*', level 3) on ``sink``'s /dir if ``director``; deactivated
+    afterwards so the next test's expectations are not inflated by managers whose inbox is
+    gone. Each manager's email is <market>@managers.test, its SMS number a Senegalese one."""
+    from notify.directory import ManagerSpec, store_managers
     from terrain_contracts.markets import Market
+    from terrain_runtime.settings import TerrainSettings
 
-    ids: list[Any] = []
+    specs = [
+        ManagerSpec(
+            market=market, name=f"CM {market}", role="country_manager",
+            webhook=sink.url(f"/{market}"),
+            email=f"{market.lower()}@managers.test" if email else None,
+            sms=f"+22177{index:07d}" if sms else None,
+        )
+        for index, market in enumerate(markets if markets is not None else [m.value for m in Market])
+    ]  # fmt: skip
+    if director:
+        specs.append(
+            ManagerSpec(
+                market="*", name="Regional director", role="regional_director", level=3,
+                webhook=sink.url("/dir"), email="dir@managers.test" if email else None,
+            )
+        )  # fmt: skip
     connection = await asyncpg.connect(database_url)
     try:
-        for market in Market:
-            ids.append(
-                await add_manager(
-                    connection=connection, market=market.value, name=f"CM {market.value}",
-                    role="country_manager", webhook_url=sink.url(f"/{market.value}"),
-                )
-            )  # fmt: skip
+        sealer = TerrainSettings(environment="test").sealer()
+        ids: list[Any] = await store_managers(connection=connection, specs=specs, sealer=sealer)
     finally:
         await connection.close()
     try:
@@ -409,3 +517,70 @@ def phone_numbers_in(text: str, numbers: set[str]) -> set[str]:
     cleaned = re.sub(r"(?<=\d)[ .\-()]+(?=\d)", "", cleaned)
     runs = re.findall(r"\d{8,}", cleaned)
     return {n for n in numbers if any(n in run for run in runs)}
+
+
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+async def database_text(
+    database_url: str, schemas: Sequence[str] = ("terrain", "analytics")
+) -> dict[str, str]:
+    """Every text, json, array and bytea column of every table and view of ``schemas``
+    (found in information_schema, so a new table or column is scanned without anyone
+    listing it), as one text per column: what a privacy scan reads."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        columns = await connection.fetch(
+            """SELECT table_schema, table_name, column_name, data_type
+               FROM information_schema.columns
+               WHERE table_schema = ANY($1::text[])
+                 AND (data_type IN ('text', 'character varying', 'character', 'json', 'jsonb',
+                                    'bytea', 'ARRAY', 'USER-DEFINED'))
+               ORDER BY 1, 2, 3""",
+            list(schemas),
+        )
+        found: dict[str, str] = {}
+        for column in columns:
+            table = f'"{column["table_schema"]}"."{column["table_name"]}"'
+            name = f'"{column["column_name"]}"'
+            if column["data_type"] == "bytea":
+                values = [
+                    (r[0] or b"").decode("utf-8", "replace")
+                    for r in await connection.fetch(f"SELECT {name} FROM {table}")
+                ]
+            else:
+                values = [
+                    r[0] or "" for r in await connection.fetch(f"SELECT {name}::text FROM {table}")
+                ]
+            found[f"{table}.{name}"] = "\n".join(values)
+        return found
+    finally:
+        await connection.close()
+
+
+async def topics_text(namespace: str) -> dict[str, str]:
+    """Every record of every topic of ``namespace``, from the beginning: keys, values and
+    headers, one text per topic."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    await admin.start()
+    try:
+        names = sorted(t for t in await admin.list_topics() if t.startswith(namespace))
+    finally:
+        await admin.close()
+    found: dict[str, str] = {}
+    for name in names:
+        records = await read_topic(name, expect=10**9, timeout_s=3)
+        parts = []
+        for record in records:
+            parts.append((record.key or b"").decode("utf-8", "replace"))
+            parts.append((record.value or b"").decode("utf-8", "replace"))
+            for header, value in record.headers or ():
+                parts.append(f"{header}={(value or b'').decode('utf-8', 'replace')}")
+        found[name] = "\n".join(parts)
+    return found
+
+
+def emails_in(text: str, emails: set[str]) -> set[str]:
+    """Which of ``emails`` appear in ``text`` in clear (case-insensitive)."""
+    present = {e.lower() for e in EMAIL.findall(text)}
+    return {e for e in emails if e.lower() in present}

@@ -7,19 +7,28 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes
-from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from uuid import UUID
 
 import asyncpg
-from aiosmtpd.controller import Controller
 
 from notify.directory import ManagerSpec, store_managers
 from notify.settings import NotifySettings
 from tests.factories import field_submission
-from tests.helpers import free_port
+from tests.helpers import SmtpSink, free_port
+
+__all__ = [
+    "BlockingHook",
+    "Clock",
+    "SmtpSink",
+    "add",
+    "alerts_of",
+    "notify_settings",
+    "own_directory",
+    "submission",
+    "until",
+]
 
 
 class Clock:
@@ -45,32 +54,6 @@ def notify_settings(settings_kwargs: dict[str, Any], **overrides: Any) -> Notify
     }
     values.update(overrides)
     return NotifySettings(**values)
-
-
-class SmtpSink:
-    """A real SMTP server (aiosmtpd) on loopback that keeps every message it accepts."""
-
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.messages: list[Message] = []
-        sink = self
-
-        class Handler:
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-                sink.messages.append(message_from_bytes(envelope.content))
-                return "250 OK"
-
-        self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
-
-    def start(self) -> SmtpSink:
-        self._controller.start()
-        return self
-
-    def stop(self) -> None:
-        self._controller.stop()
-
-    def to(self, address: str) -> list[Message]:
-        return [m for m in self.messages if m["To"] == address]
 
 
 class BlockingHook:

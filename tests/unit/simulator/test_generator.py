@@ -49,3 +49,25 @@ def test_expected_validity_matches_what_ingest_decides() -> None:
             fields = {e.field for e in rejected.errors}
         assert (not fields) == visit.expected_valid, visit.document
         assert not fields or visit.invalid_field in fields
+
+
+def test_resends_are_the_same_visit_stamped_anew_as_field_apps_send_them() -> None:
+    visits = [v for v in field_day(DayOptions(visits=3000), now=NOW) if v.sends > 1]
+    assert len(visits) > 50
+    newer_app = 0
+    for visit in visits:
+        documents = visit.documents
+        assert len(documents) == visit.sends
+        sent = [datetime.fromisoformat(d["sent_at"]) for d in documents]
+        assert sent == sorted(sent)
+        assert len(set(sent)) == len(sent)  # never byte-identical
+        recorded = [{k: v for k, v in d.items() if k not in ("sent_at", "app")} for d in documents]
+        assert all(r == recorded[0] for r in recorded)
+        newer_app += any(d["app"] != visit.document["app"] for d in documents)
+    assert newer_app > 5
+
+
+def test_resends_do_not_change_the_day_of_a_seed() -> None:
+    first = [v.documents for v in field_day(DayOptions(visits=500, seed=3), now=NOW)]
+    again = [v.documents for v in field_day(DayOptions(visits=500, seed=3), now=NOW)]
+    assert first == again

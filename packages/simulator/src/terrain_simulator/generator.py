@@ -71,6 +71,13 @@ class PlannedVisit:
     invalid_field: str | None
     sends: int  # 1, or more for resends of the same visit
     channel: str  # "single" (sent at once) or "batch" (an offline outbox flushed later)
+    # What each send after the first carries: the same recorded visit, stamped anew.
+    resends: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def documents(self) -> tuple[dict[str, Any], ...]:
+        """Every send of the visit, in order: the first, then its resends."""
+        return (self.document, *self.resends)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +152,19 @@ def _invalidate(rng: random.Random, document: dict[str, Any]) -> str:
         return "customer.msisdn"
     document["collected_at"] = document["collected_at"][:19]  # no offset
     return "collected_at"
+
+
+def resend(document: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """The next send of ``document`` as a field app's outbox makes it: the same recorded
+    content, a fresh (later) ``sent_at``, and now and then a newer ``app`` block because
+    the app was updated in between."""
+    again = {**document, "app": dict(document.get("app") or {})}
+    later = datetime.fromisoformat(document["sent_at"]) + timedelta(seconds=rng.uniform(1, 90))
+    again["sent_at"] = later.isoformat(timespec="seconds")
+    version = again["app"].get("version")
+    if version in APP_VERSIONS[:-1] and rng.random() < 0.25:
+        again["app"]["version"] = APP_VERSIONS[APP_VERSIONS.index(version) + 1]
+    return again
 
 
 def field_day(options: DayOptions, *, now: datetime) -> Iterator[PlannedVisit]:
@@ -227,6 +247,11 @@ def field_day(options: DayOptions, *, now: datetime) -> Iterator[PlannedVisit]:
         sends = 1
         if rng.random() < options.resend_share:
             sends = rng.choice(options.resend_copies)
+        # A generator of its own, so the day's visits stay those of the seed.
+        copies = random.Random(f"{options.seed}:{index}")
+        resends: list[dict[str, Any]] = []
+        for _ in range(1, sends):
+            resends.append(resend(resends[-1] if resends else document, copies))
         yield PlannedVisit(
             index=index,
             submission_id=document["submission_id"],
@@ -238,4 +263,5 @@ def field_day(options: DayOptions, *, now: datetime) -> Iterator[PlannedVisit]:
             invalid_field=invalid_field,
             sends=sends,
             channel=channel,
+            resends=tuple(resends),
         )

@@ -109,10 +109,8 @@ class Sender:
             outcome.errors = errors or []
 
     async def _single(self, client: httpx.AsyncClient, visit: PlannedVisit) -> None:
-        async def once() -> None:
-            response = await self._post(
-                client, "/v1/submissions", self._token(visit), visit.document
-            )
+        async def once(document: dict[str, Any]) -> None:
+            response = await self._post(client, "/v1/submissions", self._token(visit), document)
             if response is None:
                 self._record(visit.submission_id, "failed")
             elif response.status_code == 202:
@@ -126,14 +124,14 @@ class Sender:
                 self._record(visit.submission_id, "rejected", body.get("errors", []))
 
         # Resends of one visit, partly at the same moment (double tap, flaky network).
-        await asyncio.gather(*(once() for _ in range(visit.sends)))
+        await asyncio.gather(*(once(document) for document in visit.documents))
         self._on_progress(1)
 
     async def _batch(
         self, client: httpx.AsyncClient, market: Market, visits: list[PlannedVisit]
     ) -> None:
-        documents = [v.document for v in visits for _ in range(v.sends)]
-        ids = [v.submission_id for v in visits for _ in range(v.sends)]
+        documents = [document for v in visits for document in v.documents]
+        ids = [v.submission_id for v in visits for _ in v.documents]
         # One outbox flushed at once: the device of its first visit's agent sends it.
         response = await self._post(
             client, "/v1/submissions/batch", self._token(visits[0]), {"submissions": documents}

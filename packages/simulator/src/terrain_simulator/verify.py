@@ -1,6 +1,8 @@
 """After the run: check every promise against the database, per market.
 
 - every visit answered 2xx is stored exactly once (or is in failed submissions, with why);
+- no resend of a visit (a fresh ``sent_at``, maybe a newer ``app`` block) is filed as a
+  conflict: the simulator never changes what an agent recorded;
 - every invalid visit was rejected, naming the field that was wrong, and is not stored;
 - every urgent visit produced exactly one alert per active level-1 manager of its market,
   delivered once, and no manager got another market's alert.
@@ -34,6 +36,7 @@ class MarketSummary:
     missing: int = 0
     failed_store: int = 0
     wrongly_stored: int = 0
+    false_conflicts: int = 0
     urgent: int = 0
     alerts_expected: int = 0
     alerts: int = 0
@@ -101,6 +104,12 @@ async def verify(
     failed_store = await _fetch_ids(
         connection, failed_sql, [i for i in accepted if i not in stored]
     )
+    conflicts = await _fetch_ids(
+        connection,
+        "SELECT DISTINCT submission_id FROM terrain.failed_submissions"
+        " WHERE reason = 'conflict' AND submission_id = ANY($1::uuid[])",
+        [v.submission_id for v in visits if v.sends > 1],
+    )
     rejected_ids = [
         v.submission_id
         for v in visits
@@ -121,8 +130,8 @@ async def verify(
         SELECT a.submission_id, a.manager_id, a.rule_id, a.market, a.status,
                m.market AS manager_market,
                extract(epoch FROM a.delivered_at - a.received_at) AS latency_s,
-               (SELECT count(*) FROM terrain.alert_deliveries d
-                WHERE d.alert_id = a.alert_id AND d.ok) AS delivered_messages
+               (SELECT count(*) - count(DISTINCT d.channel) FROM terrain.alert_deliveries d
+                WHERE d.alert_id = a.alert_id AND d.ok) AS duplicate_messages
         FROM terrain.alerts a JOIN terrain.managers m USING (manager_id)
         WHERE a.submission_id = ANY($1::uuid[])
     """
@@ -148,6 +157,8 @@ async def verify(
         summary.visits += 1
         if outcome.status == "accepted":
             summary.accepted += 1
+            if visit.submission_id in conflicts:
+                summary.false_conflicts += 1
             if visit.submission_id in stored:
                 summary.stored += 1
             elif visit.submission_id in failed_store:
@@ -182,7 +193,8 @@ async def verify(
             summary.alerts_delivered += sum(
                 1 for a in alerts if a["status"] == "delivered" and str(a["manager_id"]) in expected
             )
-            summary.alerts_duplicated += sum(max(0, a["delivered_messages"] - 1) for a in alerts)
+            # One delivery per channel is the alert once on each of the manager's channels.
+            summary.alerts_duplicated += sum(a["duplicate_messages"] for a in alerts)
             per_manager = Counter((str(a["manager_id"]), a["rule_id"]) for a in alerts)
             summary.alerts_duplicated += sum(n - 1 for n in per_manager.values() if n > 1)
             # Regional directors (market '*') may get it by escalation; nobody else may.
@@ -196,6 +208,10 @@ async def verify(
             verdict.problems.append(f"{label}: {summary.missing} accepted visits are not stored")
         if summary.failed:
             verdict.problems.append(f"{label}: {summary.failed} visits never acknowledged")
+        if summary.false_conflicts:
+            verdict.problems.append(
+                f"{label}: {summary.false_conflicts} resent visits filed as conflicts"
+            )
         if summary.wrongly_stored:
             verdict.problems.append(f"{label}: {summary.wrongly_stored} rejected visits are stored")
         if summary.alerts_delivered < summary.alerts_expected:
