@@ -53,4 +53,4 @@ bench: bootstrap  ## benchmarks against raw limits measured in the same run (ben
 
 .PHONY: soak
 soak: bootstrap  ## the long versions: 2,000 fuzz cases per operation, fault scenarios with 10x the visits
-	@TERRAIN_FUZZ_EXAMPLES=2000 TERRAIN_FAULT_SCALE=10 bash scripts/test.sh tests/integration/test_ingest_fuzz.py tests/reliability
+	@TERRAIN_FUZZ_EXAMPLES=2000 TERRAIN_FAULT_SCALE=10 bash scripts/test.sh tests/integration/test_ingest_fuzz.py tests/e2e/test_hostile_input.py tests/reliability
