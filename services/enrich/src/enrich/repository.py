@@ -1,22 +1,24 @@
-"""SQL of enrich: the exactly-once store of submissions and of failed submissions.
+"""SQL of enrich: the exactly-once store of submissions.
 
 A batch is written in one transaction: the rows are COPied (binary) into a temporary
 table, then moved with ``INSERT ... ON CONFLICT DO NOTHING``. Redelivery of a batch
-therefore changes nothing, and a different payload under a known id comes back as a
-conflict instead of overwriting what analysts already see.
+therefore changes nothing, a resend (same content, later ``sent_at``) only counts one more
+send, and a different content under a known id comes back as a conflict instead of
+overwriting what analysts already see. Failed submissions are stored by
+``terrain_runtime.dlq.store_failures``, the same for every service.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from enrich.logic import Failed, SubmissionRow, conflict
+from enrich.logic import SubmissionRow, conflict, same_content
 from enrich.segments import SegmentRecord
 from terrain_runtime.db import Connection
+from terrain_runtime.dlq import Failure
 from terrain_runtime.tracing import trace_id_of
 
 _COLUMNS = (
@@ -25,7 +27,7 @@ _COLUMNS = (
     "msisdn_hash", "topics", "satisfaction", "nps", "urgent", "verbatim", "language", "lat",
     "lon", "app_version", "enrichment", "submission", "source_partition", "source_offset",
     "country_code", "region", "city", "h3_cell", "outside_market", "segment", "value_tier",
-    "signals", "trace_id",
+    "signals", "trace_id", "last_sent_at",
 )  # fmt: skip
 _COLUMN_LIST = ", ".join(_COLUMNS)
 
@@ -48,25 +50,28 @@ WITH inserted AS (
     FROM incoming_submissions i JOIN inserted USING (submission_id)
     WHERE i.msisdn_sealed IS NOT NULL
     ON CONFLICT (submission_id) DO NOTHING
+), resent AS (
+    -- A resend counts once: only a sent_at later than the last one seen bumps the count,
+    -- so a redelivered Kafka record (same sent_at) changes nothing. The statement's
+    -- snapshot does not see the rows "inserted" adds, so only earlier rows are touched.
+    UPDATE terrain.submissions s
+    SET send_count = s.send_count + 1, last_sent_at = i.last_sent_at
+    FROM incoming_submissions i
+    WHERE s.submission_id = i.submission_id
+      AND s.payload_sha256 = i.payload_sha256
+      AND i.last_sent_at > COALESCE(s.last_sent_at, '-infinity')
 )
 SELECT i.submission_id,
        inserted.stored_at AS inserted_at,
        existing.stored_at AS existing_at,
-       existing.payload_sha256 AS existing_sha256
+       existing.payload_sha256 AS existing_sha256,
+       -- Only rows hashed before version 2 need their document (see logic.same_content).
+       CASE WHEN existing.payload_sha256 NOT LIKE 'v2:%'
+            THEN existing.submission::text END AS existing_document
 FROM incoming_submissions i
 LEFT JOIN inserted USING (submission_id)
 LEFT JOIN terrain.submissions existing
        ON existing.submission_id = i.submission_id AND inserted.submission_id IS NULL
-"""
-
-_FAILED = """
-INSERT INTO terrain.failed_submissions (
-    service, service_version, reason, detail, source_topic, source_partition, source_offset,
-    submission_id, payload, payload_sha256, existing_payload_sha256, trace_id)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
-                     $7::bigint[], $8::uuid[], $9::bytea[], $10::text[], $11::text[],
-                     $12::text[])
-ON CONFLICT (source_topic, source_partition, source_offset, reason) DO NOTHING
 """
 
 
@@ -117,64 +122,42 @@ def _record(row: SubmissionRow) -> tuple[object, ...]:
         segment.value_tier,
         row.enrichment.signals,
         trace_id_of(row.record.headers),
+        received.submission.sent_at,
         row.sealed_msisdn(),
     )
 
 
 async def store_batch(
-    *,
-    connection: Connection,
-    rows: list[SubmissionRow],
-    failures: list[Failed],
-    service: str,
-    service_version: str,
-) -> tuple[list[Stored], list[Failed]]:
-    """Store rows and failures in one transaction; returns what is stored and every failure
-    (the given ones plus conflicts with submissions stored earlier)."""
+    *, connection: Connection, rows: Sequence[SubmissionRow]
+) -> tuple[list[Stored], list[Failure]]:
+    """Store rows in one transaction; returns what is stored (new or a duplicate of what
+    was) and the conflicts with submissions stored earlier. Atomic: when PostgreSQL
+    refuses one row, nothing of the batch is written and the error propagates."""
     stored: list[Stored] = []
-    all_failures = list(failures)
+    conflicts: list[Failure] = []
+    if not rows:
+        return stored, conflicts
     async with connection.transaction():
-        if rows:
-            await connection.execute(_PREPARE)
-            await connection.execute("TRUNCATE incoming_submissions")
-            await connection.copy_records_to_table(
-                "incoming_submissions",
-                records=[_record(row) for row in rows],
-                columns=[*_COLUMNS, "msisdn_sealed"],
-            )
-            by_id = {row.submission_id: row for row in rows}
-            for result in await connection.fetch(_MOVE):
-                submission_id = result["submission_id"]
-                if result["inserted_at"] is not None:
-                    stored.append(Stored(submission_id, result["inserted_at"], duplicate=False))
-                elif result["existing_sha256"] == by_id[submission_id].payload_sha256:
-                    stored.append(Stored(submission_id, result["existing_at"], duplicate=True))
-                else:
-                    all_failures.append(conflict(by_id[submission_id], result["existing_sha256"]))
-        if all_failures:
-            await connection.execute(
-                _FAILED, *_failure_columns(all_failures, service, service_version)
-            )
-    return stored, all_failures
-
-
-def _failure_columns(
-    failures: list[Failed], service: str, service_version: str
-) -> list[list[object]]:
-    return [
-        [service] * len(failures),
-        [service_version] * len(failures),
-        [f.reason.value for f in failures],
-        [f.detail for f in failures],
-        [f.record.topic for f in failures],
-        [f.record.partition for f in failures],
-        [f.record.offset for f in failures],
-        [f.submission_id for f in failures],
-        [f.record.value for f in failures],
-        [hashlib.sha256(f.record.value).hexdigest() for f in failures],
-        [f.existing_payload_sha256 for f in failures],
-        [trace_id_of(f.record.headers) for f in failures],
-    ]
+        await connection.execute(_PREPARE)
+        await connection.execute("TRUNCATE incoming_submissions")
+        await connection.copy_records_to_table(
+            "incoming_submissions",
+            records=[_record(row) for row in rows],
+            columns=[*_COLUMNS, "msisdn_sealed"],
+        )
+        by_id = {row.submission_id: row for row in rows}
+        for result in await connection.fetch(_MOVE):
+            submission_id = result["submission_id"]
+            row = by_id[submission_id]
+            if result["inserted_at"] is not None:
+                stored.append(Stored(submission_id, result["inserted_at"], duplicate=False))
+            elif same_content(
+                result["existing_sha256"], result["existing_document"], row.payload_sha256
+            ):
+                stored.append(Stored(submission_id, result["existing_at"], duplicate=True))
+            else:
+                conflicts.append(conflict(row, result["existing_sha256"]))
+    return stored, conflicts
 
 
 async def fetch_segment_histories(
