@@ -115,7 +115,7 @@ async def test_refused_rows_are_isolated_and_the_others_stored() -> None:
     for bad in (3, 250, 499):
         rows[bad] = f"bad\x00{bad}"
     stored, _, refused = await store_isolated(rows, table.store)
-    assert sorted(table.rows) == sorted(r for r in rows if "\x00" not in r)
+    assert sorted(stored) == sorted(table.rows) == sorted(r for r in rows if "\x00" not in r)
     assert [row for row, _ in refused] == ["bad\x003", "bad\x00250", "bad\x00499"]
     assert all(is_refused(error) for _, error in refused)
     # Bisection, not one attempt per row: about 2 log2(500) attempts per culprit.
