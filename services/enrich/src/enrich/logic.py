@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID
 
@@ -151,6 +151,9 @@ class SubmissionRow:
     payload_sha256: str  # the content hash, ``v2:<hex>`` (see documents())
     record: SourceRecord
     document: str  # documents(): serialised once, stored
+    # Every distinct sent_at of this visit in the batch: the app may send it twice within
+    # one batch (a timeout, then a retry), and each send counts once.
+    sent_ats: tuple[datetime, ...] = ()
 
     @property
     def submission_id(self) -> UUID:
@@ -192,12 +195,15 @@ def plan_batch(
             payload_sha256=content_sha256,
             record=item.record,
             document=document,
+            sent_ats=(sent_at,) if (sent_at := item.received.submission.sent_at) else (),
         )
         first = rows.get(row.submission_id)
         if first is None:
             rows[row.submission_id] = row
         elif first.payload_sha256 != row.payload_sha256:
             failures.append(conflict(row, first.payload_sha256))
+        elif row.sent_ats and row.sent_ats[0] not in first.sent_ats:
+            rows[row.submission_id] = replace(first, sent_ats=first.sent_ats + row.sent_ats)
     return list(rows.values()), failures
 
 

@@ -35,13 +35,14 @@ _COLUMN_LIST = ", ".join(_COLUMNS)
 # (S608 is silenced for this file in pyproject.toml for that reason).
 _PREPARE = f"""
 CREATE TEMP TABLE IF NOT EXISTS incoming_submissions
-    AS SELECT {_COLUMN_LIST}, NULL::text AS msisdn_sealed FROM terrain.submissions WITH NO DATA;
+    AS SELECT {_COLUMN_LIST}, NULL::text AS msisdn_sealed, NULL::timestamptz[] AS sent_ats
+    FROM terrain.submissions WITH NO DATA;
 """
 
 _MOVE = f"""
 WITH inserted AS (
-    INSERT INTO terrain.submissions ({_COLUMN_LIST})
-    SELECT {_COLUMN_LIST} FROM incoming_submissions
+    INSERT INTO terrain.submissions ({_COLUMN_LIST}, send_count)
+    SELECT {_COLUMN_LIST}, GREATEST(cardinality(sent_ats), 1) FROM incoming_submissions
     ON CONFLICT (submission_id) DO NOTHING
     RETURNING submission_id, stored_at
 ), contacts AS (
@@ -51,11 +52,14 @@ WITH inserted AS (
     WHERE i.msisdn_sealed IS NOT NULL
     ON CONFLICT (submission_id) DO NOTHING
 ), resent AS (
-    -- A resend counts once: only a sent_at later than the last one seen bumps the count,
+    -- A resend counts once: only sent_ats later than the last one seen add to the count,
     -- so a redelivered Kafka record (same sent_at) changes nothing. The statement's
     -- snapshot does not see the rows "inserted" adds, so only earlier rows are touched.
     UPDATE terrain.submissions s
-    SET send_count = s.send_count + 1, last_sent_at = i.last_sent_at
+    SET send_count = s.send_count + (
+            SELECT count(*) FROM unnest(i.sent_ats) AS t (sent_at)
+            WHERE t.sent_at > COALESCE(s.last_sent_at, '-infinity')),
+        last_sent_at = i.last_sent_at
     FROM incoming_submissions i
     WHERE s.submission_id = i.submission_id
       AND s.payload_sha256 = i.payload_sha256
@@ -122,7 +126,7 @@ def _record(row: SubmissionRow) -> tuple[object, ...]:
         segment.value_tier,
         row.enrichment.signals,
         trace_id_of(row.record.headers),
-        received.submission.sent_at,
+        max(row.sent_ats) if row.sent_ats else None,
         row.sealed_msisdn(),
     )
 
@@ -142,8 +146,8 @@ async def store_batch(
         await connection.execute("TRUNCATE incoming_submissions")
         await connection.copy_records_to_table(
             "incoming_submissions",
-            records=[_record(row) for row in rows],
-            columns=[*_COLUMNS, "msisdn_sealed"],
+            records=[(*_record(row), sorted(row.sent_ats)) for row in rows],
+            columns=[*_COLUMNS, "msisdn_sealed", "sent_ats"],
         )
         by_id = {row.submission_id: row for row in rows}
         for result in await connection.fetch(_MOVE):
