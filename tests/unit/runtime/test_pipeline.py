@@ -82,6 +82,16 @@ def test_refusal_detail_names_the_column_but_never_the_value() -> None:
         server_error("22021", 'invalid byte sequence for encoding "UTF8": 0x00 appelez 98765432')
     )
     assert "98765432" not in text and "\x00" not in text and "SQLSTATE 22021" in text
+    copied = refusal_detail(
+        server_error(
+            "22P05",
+            "unsupported Unicode escape sequence",
+            D="\\u0000 cannot be converted to text.",
+            W='JSON data, line 1: ...appelez 98765432\\u0000"}\n'
+            'COPY incoming_submissions, line 2, column submission: "{...98765432...}"',
+        )
+    )
+    assert "column=submission" in copied and "98765432" not in copied
 
 
 # -- isolating the refused rows of a batch -------------------------------------------------
@@ -170,9 +180,7 @@ async def test_transient_errors_are_retried_until_the_database_answers() -> None
     assert pool.acquired == 4
 
 
-async def test_a_refused_value_is_not_retried_even_if_asyncpg_calls_it_an_interface_error() -> (
-    None
-):
+async def test_a_refused_value_is_not_retried_even_if_asyncpg_calls_it_an_interface_error() -> None:
     pool = FlakyPool(failures=5, error=asyncpg.exceptions._base.DataError("cannot encode"))
 
     async def work(connection: Any) -> str:

@@ -59,6 +59,9 @@ StoredT = TypeVar("StoredT")
 # constraint violation. Sending the same rows again can only fail again.
 REFUSED_SQLSTATE_CLASSES = frozenset({"22", "23"})
 _QUOTED = re.compile(r'"[^"]*"')
+# A COPY's error context names the column ("COPY t, line 3, column verbatim: <the value>"):
+# the name is ours, the value after it is not kept.
+_COPY_COLUMN = re.compile(r"COPY \w+, line \d+, column (\w+)")
 
 
 def is_refused(error: BaseException) -> bool:
@@ -81,6 +84,9 @@ def refusal_detail(error: BaseException) -> str:
         value = getattr(error, attribute, None)
         if isinstance(value, str) and value:
             parts.append(f"{attribute.removesuffix('_name')}={value}")
+    context = getattr(error, "context", None)
+    if isinstance(context, str) and (copied := _COPY_COLUMN.search(context)):
+        parts.append(f"column={copied[1]}")
     detail = " ".join(parts)
     if isinstance(error, asyncpg.PostgresError):
         message = str(getattr(error, "message", None) or error)
