@@ -9,7 +9,9 @@ from terrain_runtime.dlq import (
     DeadLetterBudget,
     DeadLetterLimitExceeded,
     SourceRecord,
+    counts_toward_limit,
     dead_letter,
+    text_safe,
 )
 
 
@@ -64,3 +66,21 @@ def test_failures_that_left_the_window_no_longer_count() -> None:
         budget.record(failed=True)  # 5 of the last 10: at the limit, not above it
     with pytest.raises(DeadLetterLimitExceeded, match="60% of the last 10"):
         budget.record(failed=True)
+
+
+def test_only_conflicts_are_left_out_of_the_limit() -> None:
+    assert [r.value for r in FailureReason if not counts_toward_limit(r)] == ["conflict"]
+
+
+def test_a_dead_letter_never_carries_a_character_postgresql_cannot_store() -> None:
+    record = SourceRecord("raw", 0, 1, b"a\x00b", b"{}")
+    letter = dead_letter(
+        record,
+        reason=FailureReason.STORE_REJECTED,
+        detail="before\x00after",
+        service="enrich",
+        service_version="1",
+        consumer_group="g",
+    )
+    assert letter.detail == "beforeafter" and letter.key == "ab"
+    assert text_safe("clean") == "clean"
