@@ -80,7 +80,9 @@ def decode(record: SourceRecord) -> Received | Failure:
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
             for e in error.errors(include_url=False, include_input=False)
         )
-        return Failure(record, FailureReason.INVALID, detail[:2000])
+        # Undecodable rather than invalid: what enrich publishes it validated, so a record
+        # that does not fit the model is not a field app's mistake.
+        return Failure(record, FailureReason.UNDECODABLE, detail[:2000])
     except (ValueError, UnicodeDecodeError, RecursionError) as error:
         return undecodable(record, error)
 
