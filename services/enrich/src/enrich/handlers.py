@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 import asyncpg
 from opentelemetry import trace
@@ -122,16 +123,15 @@ class EnrichRuntime:
             except BaseException:
                 span.end()
                 raise
-            pending.append(_ended_with(span, ack))
+            # The submission's span stays open until Kafka acknowledged its enriched record
+            # (a callback, not a task per record: gather wraps coroutines in tasks).
+            ack.add_done_callback(partial(_end_span, span))
+            pending.append(ack)
         return pending
 
 
-async def _ended_with(span: trace.Span, ack: Awaitable[object]) -> object:
-    """The submission's span stays open until Kafka acknowledged its enriched record."""
-    try:
-        return await ack
-    finally:
-        span.end()
+def _end_span(span: trace.Span, _: object) -> None:
+    span.end()
 
 
 async def _store(
