@@ -129,6 +129,9 @@ async def test_a_row_stored_under_the_previous_hash_still_knows_its_resends(
     # The resend is a duplicate; only the changed content is a conflict.
     assert [DeadLetterV1.model_validate_json(r.value).reason.value for r in letters] == ["conflict"]
     assert await _failed(database_url, raw) == 1
+    # Its send is counted, and the row now carries the v2 hash its content was found to have.
+    row = await _row(database_url, first["submission_id"])
+    assert row["send_count"] == 2 and row["payload_sha256"].startswith("v2:")
 
 
 @pytest.mark.timeout(180)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from enrich.logic import SubmissionRow, conflict, same_content
+from enrich.logic import CONTENT_HASH_VERSION, SubmissionRow, conflict, same_content
 from enrich.segments import SegmentRecord
 from terrain_runtime.db import Connection
 from terrain_runtime.dlq import Failure
@@ -30,6 +30,7 @@ _COLUMNS = (
     "signals", "trace_id", "last_sent_at",
 )  # fmt: skip
 _COLUMN_LIST = ", ".join(_COLUMNS)
+_V2 = f"{CONTENT_HASH_VERSION}:"
 
 # Column names are constants of this module, never input: the f-strings are safe
 # (S608 is silenced for this file in pyproject.toml for that reason).
@@ -51,31 +52,42 @@ WITH inserted AS (
     FROM incoming_submissions i JOIN inserted USING (submission_id)
     WHERE i.msisdn_sealed IS NOT NULL
     ON CONFLICT (submission_id) DO NOTHING
-), resent AS (
-    -- A resend counts once: only sent_ats later than the last one seen add to the count,
-    -- so a redelivered Kafka record (same sent_at) changes nothing. The statement's
-    -- snapshot does not see the rows "inserted" adds, so only earlier rows are touched.
-    UPDATE terrain.submissions s
-    SET send_count = s.send_count + (
-            SELECT count(*) FROM unnest(i.sent_ats) AS t (sent_at)
-            WHERE t.sent_at > COALESCE(s.last_sent_at, '-infinity')),
-        last_sent_at = i.last_sent_at
-    FROM incoming_submissions i
-    WHERE s.submission_id = i.submission_id
-      AND s.payload_sha256 = i.payload_sha256
-      AND i.last_sent_at > COALESCE(s.last_sent_at, '-infinity')
 )
 SELECT i.submission_id,
        inserted.stored_at AS inserted_at,
        existing.stored_at AS existing_at,
-       existing.payload_sha256 AS existing_sha256,
-       -- Only rows hashed before version 2 need their document (see logic.same_content).
-       CASE WHEN existing.payload_sha256 NOT LIKE 'v2:%'
-            THEN existing.submission::text END AS existing_document
+       existing.payload_sha256 AS existing_sha256
 FROM incoming_submissions i
 LEFT JOIN inserted USING (submission_id)
 LEFT JOIN terrain.submissions existing
        ON existing.submission_id = i.submission_id AND inserted.submission_id IS NULL
+"""
+
+
+# A resend counts once: only sent_ats later than the last one seen add to the count, so a
+# redelivered Kafka record (same sent_at) changes nothing. Run only for the batch's
+# duplicates, by primary key: the common batch, all new visits, pays nothing for it (as one
+# more CTE of _MOVE it doubled the statement's time). A row still hashed under v1 gets its
+# v2 hash here, since its content was just found equal; rows stored before last_sent_at
+# existed count from their document's sent_at, the first send.
+_LAST_SENT = "COALESCE(s.last_sent_at, (s.submission->>'sent_at')::timestamptz, '-infinity')"
+_RESENT = f"""
+UPDATE terrain.submissions s
+SET send_count = s.send_count + (
+        SELECT count(*) FROM unnest(i.sent_ats) AS t (sent_at) WHERE t.sent_at > {_LAST_SENT}),
+    last_sent_at = GREATEST(s.last_sent_at, i.last_sent_at),
+    payload_sha256 = i.payload_sha256
+FROM incoming_submissions i
+WHERE s.submission_id = ANY($1::uuid[]) AND i.submission_id = s.submission_id
+  AND (i.last_sent_at > {_LAST_SENT} OR s.payload_sha256 <> i.payload_sha256)
+"""
+
+
+# Only rows hashed before version 2 need their document (see logic.same_content): fetched
+# apart, for them only, so that the move never carries documents for nothing.
+_DOCUMENTS = """
+SELECT submission_id, submission::text AS document FROM terrain.submissions
+WHERE submission_id = ANY($1::uuid[])
 """
 
 
@@ -139,6 +151,7 @@ async def store_batch(
     refuses one row, nothing of the batch is written and the error propagates."""
     stored: list[Stored] = []
     conflicts: list[Failure] = []
+    resent: list[UUID] = []
     if not rows:
         return stored, conflicts
     async with connection.transaction():
@@ -150,17 +163,33 @@ async def store_batch(
             columns=[*_COLUMNS, "msisdn_sealed", "sent_ats"],
         )
         by_id = {row.submission_id: row for row in rows}
-        for result in await connection.fetch(_MOVE):
+        results = await connection.fetch(_MOVE)
+        legacy = [
+            r["submission_id"]
+            for r in results
+            if r["inserted_at"] is None and not r["existing_sha256"].startswith(_V2)
+        ]
+        documents: dict[UUID, str] = {}
+        if legacy:
+            documents = {
+                r["submission_id"]: r["document"]
+                for r in await connection.fetch(_DOCUMENTS, legacy)
+            }
+        for result in results:
             submission_id = result["submission_id"]
             row = by_id[submission_id]
             if result["inserted_at"] is not None:
                 stored.append(Stored(submission_id, result["inserted_at"], duplicate=False))
             elif same_content(
-                result["existing_sha256"], result["existing_document"], row.payload_sha256
+                result["existing_sha256"], documents.get(submission_id), row.payload_sha256
             ):
                 stored.append(Stored(submission_id, result["existing_at"], duplicate=True))
+                if row.sent_ats or result["existing_sha256"] != row.payload_sha256:
+                    resent.append(submission_id)
             else:
                 conflicts.append(conflict(row, result["existing_sha256"]))
+        if resent:
+            await connection.execute(_RESENT, resent)
     return stored, conflicts
 
 
