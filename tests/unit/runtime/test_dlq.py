@@ -6,6 +6,7 @@ import pytest
 
 from terrain_contracts.messages import FailureReason
 from terrain_runtime.dlq import (
+    MAX_DEAD_LETTER_PAYLOAD,
     DeadLetterBudget,
     DeadLetterLimitExceeded,
     SourceRecord,
@@ -84,3 +85,18 @@ def test_a_dead_letter_never_carries_a_character_postgresql_cannot_store() -> No
     )
     assert letter.detail == "beforeafter" and letter.key == "ab"
     assert text_safe("clean") == "clean"
+
+
+def test_a_payload_too_large_for_kafka_stays_out_of_the_dead_letter_record() -> None:
+    # Published with it, the dead letter would exceed Kafka's 1 MB and block its batch.
+    record = SourceRecord("raw", 0, 1, b"k", b"x" * (MAX_DEAD_LETTER_PAYLOAD + 1))
+    letter = dead_letter(
+        record,
+        reason=FailureReason.UNDECODABLE,
+        detail="not JSON",
+        service="enrich",
+        service_version="1",
+        consumer_group="g",
+    )
+    assert letter.payload_b64 == "" and "failed_submissions only" in letter.detail
+    assert len(letter.model_dump_json()) < 10_000

@@ -174,7 +174,10 @@ class DeadLetterV1(_Envelope):
     key: str | None = None
     submission_id: UUID | None = None
     payload_sha256: str
-    payload_b64: str = Field(description="The record's value as received, base64.")
+    payload_b64: str = Field(
+        description="The record's value as received, base64; empty above 256 KiB (Kafka's"
+        " record size limit), when only terrain.failed_submissions keeps it."
+    )
     content_sha256: str | None = Field(
         default=None,
         description="Conflicts: the content hash of this record (`v2:<hex>`), what the agent"

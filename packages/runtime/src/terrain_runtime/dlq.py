@@ -65,6 +65,12 @@ def text_safe(value: str) -> str:
     return value.replace("\x00", "") if "\x00" in value else value
 
 
+# Kafka refuses records above its max.message.bytes (1 MB by default), and a dead letter
+# that cannot be published would hold its batch back forever: a payload above this is left
+# out of the topic's record (base64 adds a third) and kept only in failed_submissions.
+MAX_DEAD_LETTER_PAYLOAD = 256 * 1024
+
+
 def dead_letter(
     record: SourceRecord,
     *,
@@ -78,6 +84,11 @@ def dead_letter(
     content_sha256: str | None = None,
     existing_content_sha256: str | None = None,
 ) -> DeadLetterV1:
+    payload_b64 = ""
+    if len(record.value) <= MAX_DEAD_LETTER_PAYLOAD:
+        payload_b64 = base64.b64encode(record.value).decode()
+    else:
+        detail = f"[payload of {len(record.value)} bytes: in failed_submissions only] {detail}"
     return DeadLetterV1(
         failed_at=failed_at or datetime.now(UTC),
         service=service,
@@ -91,7 +102,7 @@ def dead_letter(
         key=text_safe(record.key.decode("utf-8", "replace")) if record.key is not None else None,
         submission_id=submission_id,
         payload_sha256=hashlib.sha256(record.value).hexdigest(),
-        payload_b64=base64.b64encode(record.value).decode(),
+        payload_b64=payload_b64,
         content_sha256=content_sha256,
         existing_content_sha256=existing_content_sha256,
     )
