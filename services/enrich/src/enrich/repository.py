@@ -74,7 +74,8 @@ _LAST_SENT = "COALESCE(s.last_sent_at, (s.submission->>'sent_at')::timestamptz, 
 _RESENT = f"""
 UPDATE terrain.submissions s
 SET send_count = s.send_count + (
-        SELECT count(*) FROM unnest(i.sent_ats) AS t (sent_at) WHERE t.sent_at > {_LAST_SENT}),
+        SELECT count(*) FROM unnest(COALESCE(i.sent_ats, ARRAY[i.last_sent_at])) AS t (sent_at)
+        WHERE t.sent_at > {_LAST_SENT}),
     last_sent_at = GREATEST(s.last_sent_at, i.last_sent_at),
     payload_sha256 = i.payload_sha256
 FROM incoming_submissions i
@@ -159,7 +160,12 @@ async def store_batch(
         await connection.execute("TRUNCATE incoming_submissions")
         await connection.copy_records_to_table(
             "incoming_submissions",
-            records=[(*_record(row), sorted(row.sent_ats)) for row in rows],
+            # The sent_ats of a visit sent more than once within the batch; NULL (cheaper
+            # to encode) for the usual single send, whose sent_at is last_sent_at.
+            records=[
+                (*_record(row), sorted(row.sent_ats) if len(row.sent_ats) > 1 else None)
+                for row in rows
+            ],
             columns=[*_COLUMNS, "msisdn_sealed", "sent_ats"],
         )
         by_id = {row.submission_id: row for row in rows}
