@@ -30,7 +30,12 @@ async def test_stores_once_flags_conflicts_and_dead_letters_poison(
 ) -> None:
     first = field_submission()
     key, value = raw_record(first)
-    _, resent = raw_record(first)  # same visit sent again: sealed anew, same content
+    # The same visit sent again as a field app does: sealed anew, a fresh sent_at and an
+    # upgraded app; what the agent recorded is the same, so it is a duplicate.
+    again = json.loads(json.dumps(first))
+    again["sent_at"] = "2025-04-15T15:00:00+00:00"
+    again["app"]["version"] = "2.4.0"
+    _, resent = raw_record(again)
     changed = json.loads(json.dumps(first))
     changed["feedback"]["satisfaction"] = 5
     _, conflicting = raw_record(changed)

@@ -6,10 +6,13 @@ import pytest
 
 from terrain_contracts.messages import FailureReason
 from terrain_runtime.dlq import (
+    MAX_DEAD_LETTER_PAYLOAD,
     DeadLetterBudget,
     DeadLetterLimitExceeded,
     SourceRecord,
+    counts_toward_limit,
     dead_letter,
+    text_safe,
 )
 
 
@@ -64,3 +67,36 @@ def test_failures_that_left_the_window_no_longer_count() -> None:
         budget.record(failed=True)  # 5 of the last 10: at the limit, not above it
     with pytest.raises(DeadLetterLimitExceeded, match="60% of the last 10"):
         budget.record(failed=True)
+
+
+def test_only_conflicts_are_left_out_of_the_limit() -> None:
+    assert [r.value for r in FailureReason if not counts_toward_limit(r)] == ["conflict"]
+
+
+def test_a_dead_letter_never_carries_a_character_postgresql_cannot_store() -> None:
+    record = SourceRecord("raw", 0, 1, b"a\x00b", b"{}")
+    letter = dead_letter(
+        record,
+        reason=FailureReason.STORE_REJECTED,
+        detail="before\x00after",
+        service="enrich",
+        service_version="1",
+        consumer_group="g",
+    )
+    assert letter.detail == "beforeafter" and letter.key == "ab"
+    assert text_safe("clean") == "clean"
+
+
+def test_a_payload_too_large_for_kafka_stays_out_of_the_dead_letter_record() -> None:
+    # Published with it, the dead letter would exceed Kafka's 1 MB and block its batch.
+    record = SourceRecord("raw", 0, 1, b"k", b"x" * (MAX_DEAD_LETTER_PAYLOAD + 1))
+    letter = dead_letter(
+        record,
+        reason=FailureReason.UNDECODABLE,
+        detail="not JSON",
+        service="enrich",
+        service_version="1",
+        consumer_group="g",
+    )
+    assert letter.payload_b64 == "" and "failed_submissions only" in letter.detail
+    assert len(letter.model_dump_json()) < 10_000

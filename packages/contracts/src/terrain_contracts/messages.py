@@ -142,11 +142,20 @@ class SubmissionStoredV1(_Envelope):
 
 
 class FailureReason(StrEnum):
+    """Why a record went to the dead letters. Every reason but ``conflict`` counts toward a
+    consumer's dead-letter limit: a conflict is a data-quality event of one visit (the
+    field sent two different contents under one id), never a sign of a broken deployment."""
+
     UNDECODABLE = "undecodable"
     UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
     INVALID = "invalid"
     CONFLICT = "conflict"
     ENRICHMENT_ERROR = "enrichment_error"
+    # PostgreSQL refused the record itself (SQLSTATE class 22 or 23): invalid input found
+    # late, isolated from its batch.
+    STORE_REJECTED = "store_rejected"
+    # Notify's rules raised on this record.
+    DECISION_ERROR = "decision_error"
 
 
 class DeadLetterV1(_Envelope):
@@ -165,7 +174,19 @@ class DeadLetterV1(_Envelope):
     key: str | None = None
     submission_id: UUID | None = None
     payload_sha256: str
-    payload_b64: str = Field(description="The record's value as received, base64.")
+    payload_b64: str = Field(
+        description="The record's value as received, base64; empty above 256 KiB (Kafka's"
+        " record size limit), when only terrain.failed_submissions keeps it."
+    )
+    content_sha256: str | None = Field(
+        default=None,
+        description="Conflicts: the content hash of this record (`v2:<hex>`), what the agent"
+        " recorded without when or how the app sent it.",
+    )
+    existing_content_sha256: str | None = Field(
+        default=None,
+        description="Conflicts: the content hash of the submission stored first under this id.",
+    )
 
 
 class UnknownSchemaVersion(ValueError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID
 
@@ -27,7 +27,7 @@ from terrain_contracts.messages import (
     UnknownSchemaVersion,
     decode_raw_submission,
 )
-from terrain_runtime.dlq import SourceRecord
+from terrain_runtime.dlq import Failure, SourceRecord
 
 # Bumped with any change of what enrichment computes (the lexicon has its own version).
 ENRICHER_VERSION = f"2+lexicon.{LEXICON_VERSION}"
@@ -39,49 +39,77 @@ class Decoded:
     received: SubmissionReceivedV1
 
 
-@dataclass(frozen=True, slots=True)
-class Failed:
-    record: SourceRecord
-    reason: FailureReason
-    detail: str
-    submission_id: UUID | None = None
-    existing_payload_sha256: str | None = None
-
-
-def decode(record: SourceRecord) -> Decoded | Failed:
+def decode(record: SourceRecord) -> Decoded | Failure:
     try:
         return Decoded(record, decode_raw_submission(record.value))
     except UnknownSchemaVersion as error:
-        return Failed(record, FailureReason.UNKNOWN_SCHEMA_VERSION, str(error))
+        return Failure(record, FailureReason.UNKNOWN_SCHEMA_VERSION, str(error))
     except ValidationError as error:
         detail = "; ".join(
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
             for e in error.errors(include_url=False, include_input=False)
         )
-        return Failed(record, FailureReason.INVALID, detail)
+        return Failure(record, FailureReason.INVALID, detail)
     except (ValueError, UnicodeDecodeError, RecursionError) as error:
-        return Failed(record, FailureReason.UNDECODABLE, f"not a JSON object: {error}"[:500])
+        return Failure(record, FailureReason.UNDECODABLE, f"not a JSON object: {error}"[:500])
 
 
-def canonical_document(submission: PseudonymisedSubmission) -> str:
-    """What the field sent, as canonical JSON (sorted keys): stored, and hashed.
+# How the app sent a visit, not what the agent recorded: stamped anew (sent_at) or updated
+# (the app block, when the app was upgraded between two sends) by every resend, so they are
+# left out of the content hash. Ingest's own facts (received_at, device, outbox delay) live
+# in the envelope, never in the submission: they are not hashed either, and the stored row
+# keeps those of the first receipt.
+SEND_FIELDS = ("sent_at", "app")
+CONTENT_HASH_VERSION = "v2"
+_V2 = f"{CONTENT_HASH_VERSION}:"
 
-    The sealed number is left out: it is encrypted with a fresh nonce at each request, so
-    two resends of one visit differ there while meaning the same thing (and it lives in
-    terrain.customer_contacts, never in the document).
-    """
-    document = submission.model_dump(mode="json", exclude_none=True)
-    document.get("customer", {}).pop("msisdn_sealed", None)
+
+def _canonical(document: object) -> str:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def documents(submission: PseudonymisedSubmission) -> tuple[str, str]:
+    """The submission as stored (JSON text) and its content hash ``v2:<hex>``.
+
+    The stored document is everything the field sent, the first ``sent_at`` and ``app``
+    included; the hash covers what the agent recorded (the document without
+    ``SEND_FIELDS``), so every resend of a visit hashes alike. The sealed number is in
+    neither: it is encrypted with a fresh nonce at each request (and lives in
+    terrain.customer_contacts). One dump serves both: the send fields are appended to the
+    hashed text, since PostgreSQL's jsonb does not keep key order anyway.
+    """
+    document = submission.model_dump(mode="json", exclude_none=True)
+    document.get("customer", {}).pop("msisdn_sealed", None)
+    sent = {field: document.pop(field) for field in SEND_FIELDS if field in document}
+    hashed = _canonical(document)
+    content_sha256 = _V2 + hashlib.sha256(hashed.encode()).hexdigest()
+    if not sent:
+        return hashed, content_sha256
+    return f"{hashed[:-1]},{_canonical(sent)[1:]}", content_sha256
+
+
 def content_hash(submission: PseudonymisedSubmission) -> str:
-    """Hash of what the field sent: equal for every resend of the same visit."""
-    return _sha256(canonical_document(submission))
+    """What the agent recorded, hashed: equal for every resend of the same visit."""
+    return documents(submission)[1]
 
 
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+def same_content(stored_sha256: str, stored_document: str | None, content_sha256: str) -> bool:
+    """Whether a stored submission has the content hashed ``content_sha256``.
+
+    Rows stored before hash version 2 carry the v1 hash, which covered ``sent_at`` and the
+    app block: no resend with a fresh ``sent_at`` could ever match it. Their stored
+    document is exactly what v1 hashed, so the v2 hash is computed from it instead (only
+    for those rows, only when a record with their id comes again). Rewriting the old
+    hashes in a migration would need this same Python code over the whole table.
+    """
+    if stored_sha256.startswith(_V2):
+        return stored_sha256 == content_sha256
+    if stored_document is None:
+        return False
+    document = json.loads(stored_document)
+    for field in SEND_FIELDS:
+        document.pop(field, None)
+    return _V2 + hashlib.sha256(_canonical(document).encode()).hexdigest() == content_sha256
 
 
 def enrich_batch(
@@ -120,9 +148,12 @@ class SubmissionRow:
 
     received: SubmissionReceivedV1
     enrichment: Enrichment
-    payload_sha256: str
+    payload_sha256: str  # the content hash, ``v2:<hex>`` (see documents())
     record: SourceRecord
-    document: str  # canonical_document(): serialised once, hashed and stored
+    document: str  # documents(): serialised once, stored
+    # Every distinct sent_at of this visit in the batch: the app may send it twice within
+    # one batch (a timeout, then a retry), and each send counts once.
+    sent_ats: tuple[datetime, ...] = ()
 
     @property
     def submission_id(self) -> UUID:
@@ -147,37 +178,48 @@ def plan_batch(
     *,
     gazetteer: Gazetteer,
     segment_histories: Mapping[str, Sequence[SegmentRecord]],
-) -> tuple[list[SubmissionRow], list[Failed]]:
+) -> tuple[list[SubmissionRow], list[Failure]]:
     """Rows to store, and in-batch conflicts: a batch may carry one visit twice."""
     rows: dict[UUID, SubmissionRow] = {}
-    failures: list[Failed] = []
+    failures: list[Failure] = []
     enrichments = enrich_batch(
         [item.received for item in decoded],
         gazetteer=gazetteer,
         segment_histories=segment_histories,
     )
     for item, enrichment in zip(decoded, enrichments, strict=True):
-        document = canonical_document(item.received.submission)
+        document, content_sha256 = documents(item.received.submission)
         row = SubmissionRow(
             received=item.received,
             enrichment=enrichment,
-            payload_sha256=_sha256(document),
+            payload_sha256=content_sha256,
             record=item.record,
             document=document,
+            sent_ats=(sent_at,) if (sent_at := item.received.submission.sent_at) else (),
         )
         first = rows.get(row.submission_id)
         if first is None:
             rows[row.submission_id] = row
         elif first.payload_sha256 != row.payload_sha256:
             failures.append(conflict(row, first.payload_sha256))
+        elif row.sent_ats and row.sent_ats[0] not in first.sent_ats:
+            rows[row.submission_id] = replace(first, sent_ats=first.sent_ats + row.sent_ats)
     return list(rows.values()), failures
 
 
-def conflict(row: SubmissionRow, existing_sha256: str) -> Failed:
-    return Failed(
+def conflict(row: SubmissionRow, existing_sha256: str) -> Failure:
+    return Failure(
         row.record,
         FailureReason.CONFLICT,
-        "same submission_id with different content: the first one stays",
+        "same submission_id with different recorded content: the first one stays",
         submission_id=row.submission_id,
-        existing_payload_sha256=existing_sha256,
+        content_sha256=row.payload_sha256,
+        existing_content_sha256=existing_sha256,
+    )
+
+
+def store_rejected(row: SubmissionRow, detail: str) -> Failure:
+    """PostgreSQL refused this row (its values, never quoted, are in the payload)."""
+    return Failure(
+        row.record, FailureReason.STORE_REJECTED, detail, submission_id=row.submission_id
     )

@@ -1,22 +1,24 @@
-"""SQL of enrich: the exactly-once store of submissions and of failed submissions.
+"""SQL of enrich: the exactly-once store of submissions.
 
 A batch is written in one transaction: the rows are COPied (binary) into a temporary
 table, then moved with ``INSERT ... ON CONFLICT DO NOTHING``. Redelivery of a batch
-therefore changes nothing, and a different payload under a known id comes back as a
-conflict instead of overwriting what analysts already see.
+therefore changes nothing, a resend (same content, later ``sent_at``) only counts one more
+send, and a different content under a known id comes back as a conflict instead of
+overwriting what analysts already see. Failed submissions are stored by
+``terrain_runtime.dlq.store_failures``, the same for every service.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from enrich.logic import Failed, SubmissionRow, conflict
+from enrich.logic import CONTENT_HASH_VERSION, SubmissionRow, conflict, same_content
 from enrich.segments import SegmentRecord
 from terrain_runtime.db import Connection
+from terrain_runtime.dlq import Failure
 from terrain_runtime.tracing import trace_id_of
 
 _COLUMNS = (
@@ -25,21 +27,23 @@ _COLUMNS = (
     "msisdn_hash", "topics", "satisfaction", "nps", "urgent", "verbatim", "language", "lat",
     "lon", "app_version", "enrichment", "submission", "source_partition", "source_offset",
     "country_code", "region", "city", "h3_cell", "outside_market", "segment", "value_tier",
-    "signals", "trace_id",
+    "signals", "trace_id", "last_sent_at",
 )  # fmt: skip
 _COLUMN_LIST = ", ".join(_COLUMNS)
+_V2 = f"{CONTENT_HASH_VERSION}:"
 
 # Column names are constants of this module, never input: the f-strings are safe
 # (S608 is silenced for this file in pyproject.toml for that reason).
 _PREPARE = f"""
 CREATE TEMP TABLE IF NOT EXISTS incoming_submissions
-    AS SELECT {_COLUMN_LIST}, NULL::text AS msisdn_sealed FROM terrain.submissions WITH NO DATA;
+    AS SELECT {_COLUMN_LIST}, NULL::text AS msisdn_sealed, NULL::timestamptz[] AS sent_ats
+    FROM terrain.submissions WITH NO DATA;
 """
 
 _MOVE = f"""
 WITH inserted AS (
-    INSERT INTO terrain.submissions ({_COLUMN_LIST})
-    SELECT {_COLUMN_LIST} FROM incoming_submissions
+    INSERT INTO terrain.submissions ({_COLUMN_LIST}, send_count)
+    SELECT {_COLUMN_LIST}, GREATEST(cardinality(sent_ats), 1) FROM incoming_submissions
     ON CONFLICT (submission_id) DO NOTHING
     RETURNING submission_id, stored_at
 ), contacts AS (
@@ -59,14 +63,32 @@ LEFT JOIN terrain.submissions existing
        ON existing.submission_id = i.submission_id AND inserted.submission_id IS NULL
 """
 
-_FAILED = """
-INSERT INTO terrain.failed_submissions (
-    service, service_version, reason, detail, source_topic, source_partition, source_offset,
-    submission_id, payload, payload_sha256, existing_payload_sha256, trace_id)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
-                     $7::bigint[], $8::uuid[], $9::bytea[], $10::text[], $11::text[],
-                     $12::text[])
-ON CONFLICT (source_topic, source_partition, source_offset, reason) DO NOTHING
+
+# A resend counts once: only sent_ats later than the last one seen add to the count, so a
+# redelivered Kafka record (same sent_at) changes nothing. Run only for the batch's
+# duplicates, by primary key: the common batch, all new visits, pays nothing for it (as one
+# more CTE of _MOVE it doubled the statement's time). A row still hashed under v1 gets its
+# v2 hash here, since its content was just found equal; rows stored before last_sent_at
+# existed count from their document's sent_at, the first send.
+_LAST_SENT = "COALESCE(s.last_sent_at, (s.submission->>'sent_at')::timestamptz, '-infinity')"
+_RESENT = f"""
+UPDATE terrain.submissions s
+SET send_count = s.send_count + (
+        SELECT count(*) FROM unnest(COALESCE(i.sent_ats, ARRAY[i.last_sent_at])) AS t (sent_at)
+        WHERE t.sent_at > {_LAST_SENT}),
+    last_sent_at = GREATEST(s.last_sent_at, i.last_sent_at),
+    payload_sha256 = i.payload_sha256
+FROM incoming_submissions i
+WHERE s.submission_id = ANY($1::uuid[]) AND i.submission_id = s.submission_id
+  AND (i.last_sent_at > {_LAST_SENT} OR s.payload_sha256 <> i.payload_sha256)
+"""
+
+
+# Only rows hashed before version 2 need their document (see logic.same_content): fetched
+# apart, for them only, so that the move never carries documents for nothing.
+_DOCUMENTS = """
+SELECT submission_id, submission::text AS document FROM terrain.submissions
+WHERE submission_id = ANY($1::uuid[])
 """
 
 
@@ -117,64 +139,64 @@ def _record(row: SubmissionRow) -> tuple[object, ...]:
         segment.value_tier,
         row.enrichment.signals,
         trace_id_of(row.record.headers),
+        max(row.sent_ats) if row.sent_ats else None,
         row.sealed_msisdn(),
     )
 
 
 async def store_batch(
-    *,
-    connection: Connection,
-    rows: list[SubmissionRow],
-    failures: list[Failed],
-    service: str,
-    service_version: str,
-) -> tuple[list[Stored], list[Failed]]:
-    """Store rows and failures in one transaction; returns what is stored and every failure
-    (the given ones plus conflicts with submissions stored earlier)."""
+    *, connection: Connection, rows: Sequence[SubmissionRow]
+) -> tuple[list[Stored], list[Failure]]:
+    """Store rows in one transaction; returns what is stored (new or a duplicate of what
+    was) and the conflicts with submissions stored earlier. Atomic: when PostgreSQL
+    refuses one row, nothing of the batch is written and the error propagates."""
     stored: list[Stored] = []
-    all_failures = list(failures)
+    conflicts: list[Failure] = []
+    resent: list[UUID] = []
+    if not rows:
+        return stored, conflicts
     async with connection.transaction():
-        if rows:
-            await connection.execute(_PREPARE)
-            await connection.execute("TRUNCATE incoming_submissions")
-            await connection.copy_records_to_table(
-                "incoming_submissions",
-                records=[_record(row) for row in rows],
-                columns=[*_COLUMNS, "msisdn_sealed"],
-            )
-            by_id = {row.submission_id: row for row in rows}
-            for result in await connection.fetch(_MOVE):
-                submission_id = result["submission_id"]
-                if result["inserted_at"] is not None:
-                    stored.append(Stored(submission_id, result["inserted_at"], duplicate=False))
-                elif result["existing_sha256"] == by_id[submission_id].payload_sha256:
-                    stored.append(Stored(submission_id, result["existing_at"], duplicate=True))
-                else:
-                    all_failures.append(conflict(by_id[submission_id], result["existing_sha256"]))
-        if all_failures:
-            await connection.execute(
-                _FAILED, *_failure_columns(all_failures, service, service_version)
-            )
-    return stored, all_failures
-
-
-def _failure_columns(
-    failures: list[Failed], service: str, service_version: str
-) -> list[list[object]]:
-    return [
-        [service] * len(failures),
-        [service_version] * len(failures),
-        [f.reason.value for f in failures],
-        [f.detail for f in failures],
-        [f.record.topic for f in failures],
-        [f.record.partition for f in failures],
-        [f.record.offset for f in failures],
-        [f.submission_id for f in failures],
-        [f.record.value for f in failures],
-        [hashlib.sha256(f.record.value).hexdigest() for f in failures],
-        [f.existing_payload_sha256 for f in failures],
-        [trace_id_of(f.record.headers) for f in failures],
-    ]
+        await connection.execute(_PREPARE)
+        await connection.execute("TRUNCATE incoming_submissions")
+        await connection.copy_records_to_table(
+            "incoming_submissions",
+            # The sent_ats of a visit sent more than once within the batch; NULL (cheaper
+            # to encode) for the usual single send, whose sent_at is last_sent_at.
+            records=[
+                (*_record(row), sorted(row.sent_ats) if len(row.sent_ats) > 1 else None)
+                for row in rows
+            ],
+            columns=[*_COLUMNS, "msisdn_sealed", "sent_ats"],
+        )
+        by_id = {row.submission_id: row for row in rows}
+        results = await connection.fetch(_MOVE)
+        legacy = [
+            r["submission_id"]
+            for r in results
+            if r["inserted_at"] is None and not r["existing_sha256"].startswith(_V2)
+        ]
+        documents: dict[UUID, str] = {}
+        if legacy:
+            documents = {
+                r["submission_id"]: r["document"]
+                for r in await connection.fetch(_DOCUMENTS, legacy)
+            }
+        for result in results:
+            submission_id = result["submission_id"]
+            row = by_id[submission_id]
+            if result["inserted_at"] is not None:
+                stored.append(Stored(submission_id, result["inserted_at"], duplicate=False))
+            elif same_content(
+                result["existing_sha256"], documents.get(submission_id), row.payload_sha256
+            ):
+                stored.append(Stored(submission_id, result["existing_at"], duplicate=True))
+                if row.sent_ats or result["existing_sha256"] != row.payload_sha256:
+                    resent.append(submission_id)
+            else:
+                conflicts.append(conflict(row, result["existing_sha256"]))
+        if resent:
+            await connection.execute(_RESENT, resent)
+    return stored, conflicts
 
 
 async def fetch_segment_histories(

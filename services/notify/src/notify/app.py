@@ -30,9 +30,9 @@ from notify.rules import load_ruleset
 from notify.sender import Sender, every
 from notify.settings import NotifySettings
 from notify.web import create_web_app
-from terrain_contracts.messages import DeadLetterV1
 from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED
 from terrain_runtime.db import create_pool
+from terrain_runtime.dlq import DeadLetterBudget, DeadLetterLimitExceeded
 from terrain_runtime.kafka import (
     batch_subscriber,
     make_broker,
@@ -137,8 +137,13 @@ def create_app(
     )
     async def on_stored_submissions(message: KafkaMessage) -> None:
         records = source_records(message)
-        with BATCH_DURATION.labels(SERVICE, SUBMISSIONS_ENRICHED.id).time():
-            await process_batch(state["runtime"], records)
+        try:
+            with BATCH_DURATION.labels(SERVICE, SUBMISSIONS_ENRICHED.id).time():
+                await process_batch(state["runtime"], records)
+        except DeadLetterLimitExceeded as error:
+            log.critical("stopping the consumer: %s", error)
+            app.exit()
+            raise
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
@@ -147,29 +152,21 @@ def create_app(
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
         )
-        dead_letter_topic = settings.topic(DEAD_LETTERS)
         # The same self-renewing producer as enrich's: after a broker restart, a dead
         # letter must not fail forever and hold its batch back with it.
         producer = make_producer(settings, client_id=f"terrain-{SERVICE}-producer")
         await producer.start()
-
-        async def publish_dead_letters(letters: list[DeadLetterV1]) -> None:
-            pending = [
-                await producer.send(
-                    dead_letter_topic,
-                    letter.model_dump_json().encode(),
-                    key=f"{letter.source_topic}/{letter.source_partition}/{letter.source_offset}".encode(),
-                    headers=[("content-type", b"application/json")],
-                )
-                for letter in letters
-            ]
-            await asyncio.gather(*pending)
-
         runtime = NotifyRuntime(
             settings=settings,
             pool=pool,
             ruleset=ruleset,
-            publish_dead_letters=publish_dead_letters,
+            producer=producer,
+            dead_letter_topic=settings.topic(DEAD_LETTERS),
+            budget=DeadLetterBudget(
+                max_consecutive=settings.dlq_max_consecutive,
+                max_ratio=settings.dlq_max_ratio,
+                window=settings.dlq_window,
+            ),
         )
         state["runtime"] = runtime
         sealer = settings.sealer()
@@ -241,4 +238,5 @@ def create_app(
             await pool.close()
             tracer_provider.shutdown()
 
-    return FastStream(broker, lifespan=lifespan, logger=log)
+    app = FastStream(broker, lifespan=lifespan, logger=log)
+    return app

@@ -1,19 +1,23 @@
-"""Stream plumbing of notify: decide alerts for a batch and write them to the outbox.
+"""Stream plumbing of notify: its stages of the consumer pipeline (terrain_runtime.pipeline),
+decode -> decide -> write to the outbox -> dead-letter -> commit.
 
 The batch's offsets are committed only after the outbox rows are in PostgreSQL. The rows
 have a unique key per (submission, manager, rule), so a redelivered batch, a restart or a
-resend from the field adds nothing. Delivery is the sender's job (sender.py).
+resend from the field adds nothing. A record notify cannot decode, decide or write goes to
+the failed submissions and the dead-letter topic, under notify's own dead-letter limit,
+and the stream goes on. Delivery is the sender's job (sender.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
 from opentelemetry import trace
+from pydantic import ValidationError
 
 from notify import __version__
 from notify.logic import decide
@@ -22,14 +26,22 @@ from notify.routing import route_alerts
 from notify.rules import RuleSet
 from notify.settings import NotifySettings
 from terrain_contracts.messages import (
-    DeadLetterV1,
     FailureReason,
     SubmissionStoredV1,
+    UnknownSchemaVersion,
     decode_stored_submission,
 )
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED
-from terrain_runtime.dlq import SourceRecord, dead_letter
+from terrain_runtime.db import Connection
+from terrain_runtime.dlq import DeadLetterBudget, Failure, SourceRecord
 from terrain_runtime.metrics import RECORDS_PROCESSED
+from terrain_runtime.pipeline import (
+    ConsumerPipeline,
+    DeadLetters,
+    Producer,
+    StoreTimes,
+    undecodable,
+)
 from terrain_runtime.tracing import (
     context_from_headers,
     headers_for,
@@ -43,14 +55,157 @@ _tracer = trace.get_tracer("terrain.notify")
 SERVICE = "notify"
 
 
+@dataclass(frozen=True, slots=True)
+class Received:
+    record: SourceRecord
+    stored: SubmissionStoredV1
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAlert:
+    """An alert to write to the outbox, and the record it comes from (if it is refused)."""
+
+    record: SourceRecord
+    alert: AlertToRecord
+
+
+def decode(record: SourceRecord) -> Received | Failure:
+    # Enrich only publishes what it validated: a bad record here is a bug or a foreign
+    # producer. It goes to the dead letters with its position, and the stream goes on.
+    try:
+        return Received(record, decode_stored_submission(record.value))
+    except UnknownSchemaVersion as error:
+        return Failure(record, FailureReason.UNKNOWN_SCHEMA_VERSION, str(error))
+    except ValidationError as error:
+        detail = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+            for e in error.errors(include_url=False, include_input=False)
+        )
+        # Undecodable rather than invalid: what enrich publishes it validated, so a record
+        # that does not fit the model is not a field app's mistake.
+        return Failure(record, FailureReason.UNDECODABLE, detail[:2000])
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        return undecodable(record, error)
+
+
+def decide_alerts(
+    received: Sequence[Received], ruleset: RuleSet
+) -> tuple[list[PendingAlert], list[Failure]]:
+    """The alert of each submission whose rules fire; a submission the rules raise on is a
+    failure of its own (decision_error), not a reason to stop alerting the others."""
+    alerts: list[PendingAlert] = []
+    failures: list[Failure] = []
+    for item in received:
+        stored = item.stored
+        with span_in(
+            _tracer,
+            "decide alerts",
+            context_from_headers(item.record.headers),
+            attributes=submission_attributes(stored.submission_id, stored.market.value),
+        ) as span:
+            try:
+                decision = decide(stored, ruleset)
+                payload = (
+                    alert_payload(
+                        stored, decision.rule_id, decision.severity, list(decision.signals)
+                    )
+                    if decision
+                    else None
+                )
+            except Exception as error:
+                log.exception("rules raised on %s", stored.submission_id)
+                failures.append(
+                    Failure(
+                        item.record,
+                        FailureReason.DECISION_ERROR,
+                        f"{type(error).__name__}: {error}"[:500],
+                        submission_id=stored.submission_id,
+                    )
+                )
+                continue
+            span.set_attribute("terrain.rule", decision.rule_id if decision else "none")
+            carrier = headers_for(span)
+        RECORDS_PROCESSED.labels(
+            SERVICE, SUBMISSIONS_ENRICHED.id, "alerted" if decision else "no_alert"
+        ).inc()
+        if decision is None or payload is None:
+            continue
+        alerts.append(
+            PendingAlert(
+                item.record,
+                AlertToRecord(
+                    submission_id=stored.submission_id,
+                    rule_id=decision.rule_id,
+                    severity=decision.severity,
+                    signals=list(decision.signals),
+                    market=stored.market.value,
+                    received_at=stored.received_at,
+                    payload=payload,
+                    ruleset_version=decision.ruleset_version,
+                    trace_context=carrier,
+                ),
+            )
+        )
+    return alerts, failures
+
+
+async def write_outbox(
+    connection: Connection, pending: Sequence[PendingAlert]
+) -> tuple[list[int], list[Failure]]:
+    routed = await route_alerts(connection=connection, alerts=[p.alert for p in pending])
+    return [routed.created], []
+
+
+def outbox_rejected(pending: PendingAlert, detail: str) -> Failure:
+    return Failure(
+        pending.record,
+        FailureReason.STORE_REJECTED,
+        detail,
+        submission_id=pending.alert.submission_id,
+    )
+
+
 @dataclass
 class NotifyRuntime:
     settings: NotifySettings
     pool: asyncpg.Pool
     ruleset: RuleSet
-    # Publishes dead letters and returns once Kafka acknowledged them (before the commit).
-    publish_dead_letters: Callable[[list[DeadLetterV1]], Awaitable[None]] | None = None
+    producer: Producer
+    dead_letter_topic: str
+    budget: DeadLetterBudget
     wake_sender: asyncio.Event = field(default_factory=asyncio.Event)
+    pipeline: ConsumerPipeline[Received, PendingAlert, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pipeline = ConsumerPipeline(
+            service=SERVICE,
+            service_version=__version__,
+            pool=self.pool,
+            retry_max_s=self.settings.store_retry_max_s,
+            decode=decode,
+            process=self._decide,
+            store=write_outbox,
+            rejected=outbox_rejected,
+            publish=self._wake,
+            dead_letters=DeadLetters(
+                service=SERVICE,
+                service_version=__version__,
+                consumer_group=self.settings.group_id,
+                topic=self.dead_letter_topic,
+                producer=self.producer,
+                budget=self.budget,
+                source_topic_id=SUBMISSIONS_ENRICHED.id,
+            ),
+        )
+
+    async def _decide(self, received: list[Received]) -> tuple[list[PendingAlert], list[Failure]]:
+        return decide_alerts(received, self.ruleset)
+
+    async def _wake(self, created: list[int], _: StoreTimes) -> list[Awaitable[object]]:
+        # Notify publishes nothing: the outbox is its output, and the sender delivers it.
+        if sum(created):
+            self.wake_sender.set()
+        return []
 
 
 def alert_payload(
@@ -81,68 +236,5 @@ def alert_payload(
 
 
 async def process_batch(runtime: NotifyRuntime, records: list[SourceRecord]) -> int:
-    alerts: list[AlertToRecord] = []
-    letters: list[DeadLetterV1] = []
-    for record in records:
-        try:
-            stored = decode_stored_submission(record.value)
-        except ValueError as error:
-            # Enrich only publishes what it validated: a bad record here is a bug or a
-            # foreign producer. It goes to the dead letters with its position, and the
-            # stream goes on.
-            log.error(
-                "undecodable enriched record at %s/%d/%d: %s",
-                record.topic,
-                record.partition,
-                record.offset,
-                type(error).__name__,
-            )
-            letters.append(
-                dead_letter(
-                    record,
-                    reason=FailureReason.UNDECODABLE,
-                    detail=f"{type(error).__name__}: {error}",
-                    service=SERVICE,
-                    service_version=__version__,
-                    consumer_group=runtime.settings.group_id,
-                )
-            )
-            continue
-        with span_in(
-            _tracer,
-            "decide alerts",
-            context_from_headers(record.headers),
-            attributes=submission_attributes(stored.submission_id, stored.market.value),
-        ) as span:
-            decision = decide(stored, runtime.ruleset)
-            span.set_attribute("terrain.rule", decision.rule_id if decision else "none")
-            carrier = headers_for(span)
-        RECORDS_PROCESSED.labels(
-            SERVICE, SUBMISSIONS_ENRICHED.id, "alerted" if decision else "no_alert"
-        ).inc()
-        if decision is None:
-            continue
-        alerts.append(
-            AlertToRecord(
-                submission_id=stored.submission_id,
-                rule_id=decision.rule_id,
-                severity=decision.severity,
-                signals=list(decision.signals),
-                market=stored.market.value,
-                received_at=stored.received_at,
-                payload=alert_payload(
-                    stored, decision.rule_id, decision.severity, list(decision.signals)
-                ),
-                ruleset_version=decision.ruleset_version,
-                trace_context=carrier,
-            )
-        )
-    if letters and runtime.publish_dead_letters is not None:
-        await runtime.publish_dead_letters(letters)
-    if not alerts:
-        return 0
-    async with runtime.pool.acquire() as connection:
-        created = (await route_alerts(connection=connection, alerts=alerts)).created
-    if created:
-        runtime.wake_sender.set()
-    return created
+    """Run one batch through notify's pipeline; returns how many outbox rows are new."""
+    return sum(await runtime.pipeline.run(records))

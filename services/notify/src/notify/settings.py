@@ -14,6 +14,13 @@ class NotifySettings(TerrainSettings):
     consumer_group: str = Field(default="terrain-notify", validation_alias="TERRAIN_NOTIFY_GROUP")
     batch_max_records: int = 500
     batch_timeout_ms: int = 20
+    # Notify's own dead-letter limit: a deployment that fails on everything stops.
+    dlq_max_consecutive: int = Field(default=200, description="Stop after this many in a row.")
+    dlq_max_ratio: float = Field(default=0.5, description="Stop above this share of failures...")
+    dlq_window: int = Field(default=2000, description="...over this many recent records.")
+    store_retry_max_s: float = Field(
+        default=30.0, description="Longest pause between retries while PostgreSQL is down."
+    )
     rules_file: Path | None = Field(
         default=None,
         validation_alias="TERRAIN_NOTIFY_RULES_FILE",
