@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import json
 import secrets
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -19,7 +20,23 @@ from enrich.settings import EnrichSettings
 from terrain_cli.main import app as cli
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED, SUBMISSIONS_RAW
 from tests.factories import field_submission, raw_record
-from tests.helpers import KAFKA, eventually, fetchval, produce, read_topic, running
+from tests.helpers import (
+    KAFKA,
+    eventually,
+    fetchval,
+    produce,
+    read_topic,
+    running,
+    throwaway_database,
+)
+
+
+@pytest.fixture
+async def database_url() -> AsyncIterator[str]:
+    """A database of this test's own: `failed replay --reason` takes every failure of that
+    reason, and the session's database holds other tests' failures too."""
+    async with throwaway_database("terrain_failed_cli") as url:
+        yield url
 
 
 @pytest.fixture
