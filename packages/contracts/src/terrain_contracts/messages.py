@@ -12,13 +12,22 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from terrain_contracts.markets import Market
 from terrain_contracts.submission import (
+    VERBATIM_MAX_CHARS,
     Agent,
     AppInfo,
     CustomerKind,
@@ -57,6 +66,20 @@ class PseudonymisedCustomer(_Open):
         return self
 
 
+# A placeholder (`[phone:k1:<64 hex>]`, 75 characters) replaces at least five characters
+# ("a@b.c") and stands next to another only with a character between them.
+REDACTED_VERBATIM_MAX_CHARS = 16 * VERBATIM_MAX_CHARS
+
+
+class PseudonymisedFeedback(Feedback):
+    """The feedback once ingest has replaced each number and email address of the verbatim
+    by its placeholder: the verbatim can be longer than the app's limit."""
+
+    verbatim: Annotated[str, StringConstraints(max_length=REDACTED_VERBATIM_MAX_CHARS)] | None = (
+        None
+    )
+
+
 class PseudonymisedSubmission(_Open):
     """The field submission as it travels in Kafka: contract v1 with the customer pseudonymised."""
 
@@ -67,7 +90,7 @@ class PseudonymisedSubmission(_Open):
     agent: Agent
     location: Location | None = None
     customer: PseudonymisedCustomer
-    feedback: Feedback
+    feedback: PseudonymisedFeedback
     app: AppInfo | None = None
 
 

@@ -7,6 +7,11 @@ a guessed number against it, which a plain hash of a 9-digit number would allow.
 
 Sealing is AES-256-GCM with the submission id as associated data: a sealed number only
 opens for the submission it was sealed for, and the key lives outside the database.
+
+Free text (a verbatim, a field a newer app added) may hold a number or an email address
+too: ``redact_contacts`` replaces each with a placeholder carrying the same pseudonym,
+``[phone:k1:<hex>]`` or ``[email:k1:<hex>]``, so no path carries it in clear and analysts
+can still join a number quoted in a verbatim with ``msisdn_hash``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 
 import phonenumbers
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -52,8 +58,77 @@ class Pseudonymiser:
         self._secret = secret
 
     def pseudonym(self, e164: str) -> str:
-        digest = hmac.new(self._secret, e164.encode("ascii"), hashlib.sha256).hexdigest()
+        # UTF-8 is ASCII for an E.164 number; an email address may not be ASCII.
+        digest = hmac.new(self._secret, e164.encode(), hashlib.sha256).hexdigest()
         return f"{self.key_id}:{digest}"
+
+
+# Seven digits, each at most three characters from the next: the shortest number of the 17
+# markets is 8 digits, so text without such a run (nearly every verbatim) never meets the
+# matcher, which costs tens of microseconds per call. `\d` takes Arabic-Indic digits too.
+_DIGIT_RUN = re.compile(r"\d(?:\D{0,3}\d){6}")
+_EMAIL_OR_PLACEHOLDER = re.compile(
+    r"\[(?:phone|email):[\w-]+:[0-9a-f]{64}\]|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+)
+# What people write right after an amount in the 17 markets (and before it, for symbols):
+# "200 000 000 GNF" and "1 500 000 Ar" are possible numbers in Guinea and Madagascar, and
+# must stay amounts. A percentage is not a number either.
+# Words that also start ordinary sentences are left out ("le" is the Egyptian pound's
+# abbreviation and the French article of "appelez le 77 ...").
+_CURRENCY_AFTER = re.compile(
+    r"\s*(?:%|fcfa\b|cfa\b|xof\b|xaf\b|gnf\b|fg\b|ar\b|ariary|mga\b|mad\b|dhs?\b|dirhams?|"
+    r"dinars?|tnd\b|jod\b|jd\b|egp\b|livres?\b|pounds?\b|leones?\b|sll\b|sle\b|lrd\b|bwp\b|"
+    r"pula\b|cdf\b|fc\b|francs?\b|usd\b|eur\b|euros?\b|dollars?\b|[$€£]|جنيه|دينار|درهم)",
+    re.IGNORECASE,
+)
+_CURRENCY_BEFORE = re.compile(r"(?:[$€£]|\b(?:usd|eur|egp|jod|bwp|lrd))\s*$", re.IGNORECASE)
+
+
+def redact_contacts(text: str, *, region: str, pseudonymiser: Pseudonymiser) -> str:
+    """``text`` with every phone number and email address replaced by its placeholder.
+
+    Numbers are found by phonenumbers' matcher with ``region`` (the agent's market) as the
+    default country, so "77 123 45 67", "77.123.45.67", "+221 77..." and "00221..." are all
+    one number; the leniency is POSSIBLE (length per region) for the reason
+    ``normalise_msisdn`` gives. The matcher already leaves dates, times and timestamps
+    alone; an amount (a possible number followed by a currency, or after a currency
+    symbol) is left alone here. A bare 9-digit amount without its currency in a market
+    with 9-digit numbers is taken for a number: a lost amount is better than a number in
+    clear. The email pseudonym is the HMAC of the lowercased address. Placeholders already
+    in the text are kept as they are, so redacting twice changes nothing.
+    """
+    if "@" not in text and "[" not in text:
+        return _redact_phones(text, region, pseudonymiser)
+    pieces: list[str] = []
+    last = 0
+    for found in _EMAIL_OR_PLACEHOLDER.finditer(text):
+        pieces.append(_redact_phones(text[last : found.start()], region, pseudonymiser))
+        token = found.group()
+        pieces.append(
+            token if token.startswith("[") else f"[email:{pseudonymiser.pseudonym(token.lower())}]"
+        )
+        last = found.end()
+    pieces.append(_redact_phones(text[last:], region, pseudonymiser))
+    return "".join(pieces)
+
+
+def _redact_phones(text: str, region: str, pseudonymiser: Pseudonymiser) -> str:
+    if _DIGIT_RUN.search(text) is None:
+        return text
+    pieces: list[str] = []
+    last = 0
+    for match in phonenumbers.PhoneNumberMatcher(
+        text, region, leniency=phonenumbers.Leniency.POSSIBLE
+    ):
+        if _CURRENCY_AFTER.match(text, match.end) or _CURRENCY_BEFORE.search(text, 0, match.start):
+            continue
+        e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+        pieces += [text[last : match.start], f"[phone:{pseudonymiser.pseudonym(e164)}]"]
+        last = match.end
+    if not pieces:
+        return text
+    pieces.append(text[last:])
+    return "".join(pieces)
 
 
 class SealingError(ValueError):

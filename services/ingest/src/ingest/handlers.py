@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Request
@@ -27,6 +28,7 @@ from ingest.logic import Device, FieldError, SubmissionRejected, receive, valida
 from ingest.openapi import BATCH_OPENAPI, SINGLE_OPENAPI
 from ingest.problems import Problem
 from ingest.ratelimit import RateLimiter
+from ingest.screening import UnknownFieldLimits
 from ingest.settings import IngestSettings
 from terrain_contracts.messages import SubmissionReceivedV1
 from terrain_contracts.topics import SUBMISSIONS_RAW
@@ -56,6 +58,7 @@ class IngestRuntime:
     sealer: Sealer
     raw_topic: str
     bodies: BodyBudget
+    limits: UnknownFieldLimits
 
 
 def runtime_of(request: Request) -> IngestRuntime:
@@ -165,7 +168,7 @@ def _unavailable() -> Problem:
 def _accept(
     document: Any, device: Device, runtime: IngestRuntime, received_at: datetime, prefix: str = ""
 ) -> SubmissionReceivedV1:
-    submission = validate(document, prefix)
+    submission = validate(document, prefix, runtime.limits)
     return receive(
         submission,
         device=device,
@@ -175,6 +178,16 @@ def _accept(
         ingest_version=__version__,
         prefix=prefix,
     )
+
+
+def _echoed_id(item: Any) -> str | None:
+    # Only a well-formed id is echoed: the answer must not carry what it refuses (a lone
+    # surrogate would not even encode).
+    submission_id = item.get("submission_id") if isinstance(item, dict) else None
+    try:
+        return str(UUID(submission_id)) if isinstance(submission_id, str) else None
+    except ValueError:
+        return None
 
 
 @router.post("/v1/submissions", status_code=202, openapi_extra=SINGLE_OPENAPI)
@@ -231,11 +244,10 @@ async def post_batch(request: Request) -> JSONResponse:
         try:
             envelope = _accept(item, device, runtime, received_at, prefix=f"submissions.{index}")
         except SubmissionRejected as rejected:
-            submission_id = item.get("submission_id") if isinstance(item, dict) else None
             results.append(
                 {
                     "index": index,
-                    "submission_id": submission_id if isinstance(submission_id, str) else None,
+                    "submission_id": _echoed_id(item),
                     "status": "rejected",
                     "errors": [error.as_dict() for error in rejected.errors],
                 }
