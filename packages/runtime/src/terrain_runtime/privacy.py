@@ -81,7 +81,9 @@ _CURRENCY_AFTER = re.compile(
     r"pula\b|cdf\b|fc\b|francs?\b|usd\b|eur\b|euros?\b|dollars?\b|[$€£]|جنيه|دينار|درهم)",
     re.IGNORECASE,
 )
-_CURRENCY_BEFORE = re.compile(r"(?:[$€£]|\b(?:usd|eur|egp|jod|bwp|lrd))\s*$", re.IGNORECASE)
+_CURRENCY_BEFORE = re.compile(r"(?:[$€£]|\b(?:usd|eur|egp|jod|bwp|lrd|p))\s*$", re.IGNORECASE)
+# A date the matcher takes for a number ("2025-04-15" of a timestamp, "12.03.2025").
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}[./-]\d{1,2}[./-](?:\d{4}|\d{2})")
 
 
 def redact_contacts(text: str, *, region: str, pseudonymiser: Pseudonymiser) -> str:
@@ -90,12 +92,13 @@ def redact_contacts(text: str, *, region: str, pseudonymiser: Pseudonymiser) -> 
     Numbers are found by phonenumbers' matcher with ``region`` (the agent's market) as the
     default country, so "77 123 45 67", "77.123.45.67", "+221 77..." and "00221..." are all
     one number; the leniency is POSSIBLE (length per region) for the reason
-    ``normalise_msisdn`` gives. The matcher already leaves dates, times and timestamps
-    alone; an amount (a possible number followed by a currency, or after a currency
-    symbol) is left alone here. A bare 9-digit amount without its currency in a market
-    with 9-digit numbers is taken for a number: a lost amount is better than a number in
-    clear. The email pseudonym is the HMAC of the lowercased address. Placeholders already
-    in the text are kept as they are, so redacting twice changes nothing.
+    ``normalise_msisdn`` gives. The matcher leaves most dates and times alone, and so does
+    this function for dates written 2025-04-15 or 12.03.2025 and for amounts (a possible
+    number followed by a currency or a percent sign, or after a currency symbol). A bare
+    9-digit amount without its currency, in a market of 9-digit numbers, is taken for a
+    number: a lost amount is better than a number in clear. The email pseudonym is the
+    HMAC of the lowercased address. Placeholders already in the text are kept as they
+    are, so redacting twice changes nothing.
     """
     if "@" not in text and "[" not in text:
         return _redact_phones(text, region, pseudonymiser)
@@ -120,7 +123,11 @@ def _redact_phones(text: str, region: str, pseudonymiser: Pseudonymiser) -> str:
     for match in phonenumbers.PhoneNumberMatcher(
         text, region, leniency=phonenumbers.Leniency.POSSIBLE
     ):
-        if _CURRENCY_AFTER.match(text, match.end) or _CURRENCY_BEFORE.search(text, 0, match.start):
+        if (
+            _CURRENCY_AFTER.match(text, match.end)
+            or _CURRENCY_BEFORE.search(text, 0, match.start)
+            or _DATE.fullmatch(match.raw_string)
+        ):
             continue
         e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
         pieces += [text[last : match.start], f"[phone:{pseudonymiser.pseudonym(e164)}]"]

@@ -95,7 +95,9 @@ def screen(
 
 
 def _join(prefix: str, key: str) -> str:
-    if len(key) > _SHOWN_KEY_CHARS or _FORBIDDEN.search(key):
+    if not key:
+        key = '""'  # an empty key is a key too, and the path must still show where
+    elif len(key) > _SHOWN_KEY_CHARS or _FORBIDDEN.search(key):
         shown = _FORBIDDEN.sub(lambda c: f"\\u{ord(c.group()):04x}", key[:_SHOWN_KEY_CHARS])
         key = shown + ("..." if len(key) > _SHOWN_KEY_CHARS else "")
     return f"{prefix}.{key}" if prefix else key
