@@ -118,9 +118,7 @@ async def test_a_batch_item_with_a_bad_id_is_refused_without_echoing_it(
     client: httpx.AsyncClient, device_token: str, brief_example: dict[str, Any]
 ) -> None:
     headers = {"authorization": f"Bearer {device_token}", "content-type": "application/json"}
-    item = json.dumps(brief_example).replace(
-        brief_example["submission_id"], "\\ud800\\u0000", 1
-    )
+    item = json.dumps(brief_example).replace(brief_example["submission_id"], "\\ud800\\u0000", 1)
     answer = await client.post(
         "/v1/submissions/batch", content=f'{{"submissions": [{item}]}}'.encode(), headers=headers
     )
@@ -179,7 +177,7 @@ def ingest_url(database_url: str, namespace: str) -> Iterator[str]:
 
 
 def _urllib_post(url: str, body: Any, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback
             return response.status, json.loads(response.read())
@@ -214,12 +212,7 @@ async def test_a_raw_socket_reads_the_413_then_the_connection_serves_again(
     address = urlsplit(ingest_url)
     size = 4 * 1024 * 1024
     with socket.create_connection((address.hostname, address.port), timeout=30) as raw:
-        head = (
-            "POST /v1/submissions HTTP/1.1\r\nHost: ingest\r\n"
-            f"Authorization: Bearer {device_token}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {size}\r\n\r\n"
-        )
-        raw.sendall(head.encode() + b" " * size)
+        raw.sendall(_head(device_token, size) + b" " * size)
         raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: ingest\r\n\r\n")
         received = b""
         while received.count(b"HTTP/1.1 ") < 2 or not received.endswith(b'{"status":"ok"}'):
@@ -228,6 +221,30 @@ async def test_a_raw_socket_reads_the_413_then_the_connection_serves_again(
             received += chunk
     assert received.startswith(b"HTTP/1.1 413 ")
     assert b"HTTP/1.1 200 OK" in received  # the same connection, kept alive
+
+
+@pytest.mark.timeout(120)
+async def test_a_raw_socket_that_asks_to_close_reads_the_413(
+    ingest_url: str, device_token: str
+) -> None:
+    # What urllib does: Connection: close, the whole body, and only then read.
+    address = urlsplit(ingest_url)
+    size = 4 * 1024 * 1024
+    with socket.create_connection((address.hostname, address.port), timeout=30) as raw:
+        raw.sendall(_head(device_token, size, "Connection: close\r\n") + b" " * size)
+        received = b""
+        while chunk := raw.recv(65536):
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 413 ")
+    assert received.endswith(b"}")
+
+
+def _head(token: str, size: int, extra: str = "") -> bytes:
+    return (
+        "POST /v1/submissions HTTP/1.1\r\nHost: ingest\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+        f"{extra}Content-Length: {size}\r\n\r\n"
+    ).encode()
 
 
 @pytest.mark.timeout(120)

@@ -12,7 +12,6 @@ from fastapi import Depends
 from ingest.app import create_app
 from ingest.settings import IngestSettings
 
-
 SECRET = "77 123 45 67"
 
 

@@ -9,8 +9,8 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ingest.logic import FieldError
 from ingest.problems import Problem
+from ingest.screening import FieldError
 
 
 class BodyBudget:

@@ -24,11 +24,11 @@ from opentelemetry import trace
 from ingest import __version__
 from ingest.body import BodyBudget, read_json
 from ingest.devices import DeviceDirectory, DirectoryUnavailable
-from ingest.logic import Device, FieldError, SubmissionRejected, receive, validate
+from ingest.logic import Device, SubmissionRejected, receive, validate
 from ingest.openapi import BATCH_OPENAPI, SINGLE_OPENAPI
 from ingest.problems import Problem
 from ingest.ratelimit import RateLimiter
-from ingest.screening import UnknownFieldLimits
+from ingest.screening import FieldError, UnknownFieldLimits
 from ingest.settings import IngestSettings
 from terrain_contracts.messages import SubmissionReceivedV1
 from terrain_contracts.topics import SUBMISSIONS_RAW
