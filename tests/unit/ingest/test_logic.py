@@ -136,6 +136,9 @@ def test_numbers_and_emails_in_the_verbatim_and_unknown_fields_are_pseudonymised
 def test_a_verbatim_full_of_numbers_still_decodes(brief_example: dict[str, Any]) -> None:
     brief_example["feedback"]["verbatim"] = ("77 123 45 67 " * 400)[:4000]
     envelope = accept(brief_example)
+    verbatim = envelope.submission.feedback.verbatim
+    assert verbatim is not None and len(verbatim) > 4000
+    assert not phone_numbers_in(verbatim, {"771234567"})
     assert decode_raw_submission(envelope.model_dump_json().encode()) == envelope
 
 

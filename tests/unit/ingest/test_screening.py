@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.logic import SubmissionRejected, validate
-from ingest.screening import UnknownFieldLimits, screen
+from ingest.screening import UnknownFieldLimits, may_hold_forbidden, screen
 from tests.unit.ingest.test_logic import accept
 
 LIMITS = UnknownFieldLimits()
@@ -239,3 +239,30 @@ def _strings(value: Any) -> list[str]:
     if isinstance(value, list):
         return [s for v in value for s in _strings(v)]
     return []
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=_any_text, ascii_only=st.booleans())
+def test_a_body_without_a_risky_escape_holds_no_forbidden_character(
+    text: str, ascii_only: bool
+) -> None:
+    # The cheap check that lets most bodies skip the character scan must never miss one.
+    body = json.dumps({"k" + text: [text]}, ensure_ascii=ascii_only)
+    try:
+        body.encode()
+    except UnicodeEncodeError:
+        return  # a raw lone surrogate: no UTF-8 body can carry it
+    if _forbidden(text):
+        assert may_hold_forbidden(body)
+
+
+def test_the_cheap_path_finds_the_same_bounds(brief_example: dict[str, Any]) -> None:
+    brief_example["deep"] = nested(12)
+    brief_example["feedback"]["wide"] = {f"k{i}": "x" * 9000 for i in range(120)}
+    body = json.dumps(brief_example, ensure_ascii=False)
+    assert not may_hold_forbidden(body)
+    document = json.loads(body)
+    assert screen(document, limits=LIMITS, check_text=False) == screen(document, limits=LIMITS)
+    assert may_hold_forbidden(json.dumps({"a": "\x00"}))
+    assert may_hold_forbidden(json.dumps({"a": "\ud83d\ude00"}))  # a pair costs the full check
+    assert not may_hold_forbidden(json.dumps({"a": "é\t\n"}, ensure_ascii=False))

@@ -132,6 +132,22 @@ def test_numbers_in_free_text_are_replaced_by_their_pseudonym_in_every_market(
             assert redacted == before + expected + after
 
 
+@pytest.mark.parametrize(
+    ("text", "region", "numbers"),
+    [
+        ("77 123 45 67 78 123 45 67", "SN", ["+221771234567", "+221781234567"]),
+        ("+221 77 123 45 67 78 123 45 67", "SN", ["+221771234567", "+221781234567"]),
+        ("07 07 12 34 56 05 05 12 34 56", "CI", ["+2250707123456", "+2250505123456"]),
+        ("70 12 34 56 71 12 34 56 76 12 34 56", "BF", ["+22670123456", "+22671123456", "+22676123456"]),
+    ],
+)  # fmt: skip
+def test_numbers_written_one_after_the_other_are_each_found(
+    text: str, region: str, numbers: list[str]
+) -> None:
+    redacted = redact_contacts(text, region=region, pseudonymiser=PSEUDONYMS)
+    assert redacted == " ".join(f"[phone:{PSEUDONYMS.pseudonym(n)}]" for n in numbers)
+
+
 def test_arabic_indic_digits_are_numbers_too() -> None:
     text = "رقمي ٠١٠١٢٣٤٥٦٧٨ واتصل ايضا ٠٧٩١٢٣٤٥٦٧"
     egypt = redact_contacts(text, region="EG", pseudonymiser=PSEUDONYMS)
@@ -166,6 +182,8 @@ def test_a_foreign_number_with_its_country_code_is_found() -> None:
         ("96 % de couverture 4G, 25 % en 3G", "BF"),
         ("ref 0b9f2f4e-6a4f-4c1e-9b53-2f1d3c7f9a10", "SN"),
         ("commande 123456789012", "SN"),
+        ("carte 1234 5678 9012 3456", "SN"),
+        ("300 000 000 000 000 GNF de pertes", "GN"),
         ("Visite du 12.03.2025, ticket 4512", "CM"),
     ],
 )

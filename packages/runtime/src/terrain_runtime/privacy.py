@@ -118,24 +118,86 @@ def redact_contacts(text: str, *, region: str, pseudonymiser: Pseudonymiser) -> 
 def _redact_phones(text: str, region: str, pseudonymiser: Pseudonymiser) -> str:
     if _DIGIT_RUN.search(text) is None:
         return text
-    pieces: list[str] = []
-    last = 0
+    found: list[tuple[int, int, str | None]] = []  # start, end, E.164 (None: not a number)
     for match in phonenumbers.PhoneNumberMatcher(
         text, region, leniency=phonenumbers.Leniency.POSSIBLE
     ):
-        if (
-            _CURRENCY_AFTER.match(text, match.end)
-            or _CURRENCY_BEFORE.search(text, 0, match.start)
-            or _DATE.fullmatch(match.raw_string)
-        ):
-            continue
-        e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
-        pieces += [text[last : match.start], f"[phone:{pseudonymiser.pseudonym(e164)}]"]
-        last = match.end
+        keep = _amount_or_date(text, match.start, match.end)
+        found.append((match.start, match.end, None if keep else _e164(match.number)))
+    # Numbers written one after the other ("77 123 45 67 78 123 45 67") read as one run too
+    # long to be a number, which the matcher skips: such runs are cut at their groups.
+    gap_start = 0
+    for start, end in [(start, end) for start, end, _ in found] + [(len(text), len(text))]:
+        for run in _LONG_RUN.finditer(text, gap_start, start):
+            if not _amount_or_date(text, run.start(), run.end()):  # a large amount is one
+                found += _numbers_in_run(text, run.start(), run.end(), region)
+        gap_start = end
+    found.sort()
+    pieces: list[str] = []
+    last = 0
+    for start, end, e164 in found:
+        if e164 is not None:
+            pieces += [text[last:start], f"[phone:{pseudonymiser.pseudonym(e164)}]"]
+            last = end
     if not pieces:
         return text
     pieces.append(text[last:])
     return "".join(pieces)
+
+
+def _e164(number: phonenumbers.PhoneNumber) -> str:
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _amount_or_date(text: str, start: int, end: int) -> bool:
+    return bool(
+        _CURRENCY_AFTER.match(text, end)
+        or _CURRENCY_BEFORE.search(text, 0, start)
+        or _DATE.fullmatch(text, start, end)
+    )
+
+
+# Fourteen digits or more with at most two separators between them: longer than one
+# number of the 17 markets, so several written in a row.
+_LONG_RUN = re.compile(r"\+?\d(?:[ .\-()/]{0,2}\d){13,}")
+_DIGIT_GROUP = re.compile(r"\d+")
+
+
+def _numbers_in_run(
+    text: str, start: int, end: int, region: str
+) -> list[tuple[int, int, str | None]]:
+    """The numbers in a run of digit groups, each the longest possible number from a group
+    on (so "07 07 12 34 56" is one number, not "07 07 12 3" and the rest)."""
+    groups = [(g.start(), g.end()) for g in _DIGIT_GROUP.finditer(text, start, end)]
+    found: list[tuple[int, int, str | None]] = []
+    first = 0
+    while first < len(groups):
+        plus = groups[first][0] > 0 and text[groups[first][0] - 1] == "+"
+        digits = ""
+        best: tuple[int, str] | None = None
+        for last in range(first, len(groups)):
+            digits += text[groups[last][0] : groups[last][1]]
+            if len(digits) > 17:
+                break
+            if len(digits) < 7:
+                continue
+            written = "+" + digits[2:] if digits.startswith("00") else digits
+            try:
+                number = phonenumbers.parse(("+" if plus else "") + written, region)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_possible_number(number):
+                best = (last, _e164(number))
+        if best is None:
+            first += 1
+            continue
+        last, e164 = best
+        number_start = groups[first][0] - (1 if plus else 0)
+        number_end = groups[last][1]
+        keep = _amount_or_date(text, number_start, number_end)
+        found.append((number_start, number_end, None if keep else e164))
+        first = last + 1
+    return found
 
 
 class SealingError(ValueError):

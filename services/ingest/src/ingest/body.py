@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ingest.problems import Problem
-from ingest.screening import FieldError
+from ingest.screening import FieldError, may_hold_forbidden
 
 
 class BodyBudget:
@@ -37,7 +38,13 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-async def read_json(request: Request, *, limit: int, budget: BodyBudget | None = None) -> Any:
+@dataclass(frozen=True, slots=True)
+class JsonBody:
+    document: Any
+    may_hold_forbidden: bool  # see ingest.screening.may_hold_forbidden
+
+
+async def read_json(request: Request, *, limit: int, budget: BodyBudget | None = None) -> JsonBody:
     """The parsed JSON body, or a Problem: 415 not JSON, 413 too large, 400 malformed, 503
     when the bodies being read already hold the ``budget``."""
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -86,9 +93,10 @@ async def read_json(request: Request, *, limit: int, budget: BodyBudget | None =
             budget.give_back(held)
 
 
-def _parse(raw: bytes) -> Any:
+def _parse(raw: bytes) -> JsonBody:
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+        text = raw.decode("utf-8")
+        return JsonBody(json.loads(text, parse_constant=_refuse_constant), may_hold_forbidden(text))
     except UnicodeDecodeError:
         raise Problem(
             400,

@@ -166,9 +166,15 @@ def _unavailable() -> Problem:
 
 
 def _accept(
-    document: Any, device: Device, runtime: IngestRuntime, received_at: datetime, prefix: str = ""
+    document: Any,
+    device: Device,
+    runtime: IngestRuntime,
+    received_at: datetime,
+    *,
+    check_text: bool,
+    prefix: str = "",
 ) -> SubmissionReceivedV1:
-    submission = validate(document, prefix, runtime.limits)
+    submission = validate(document, prefix, runtime.limits, check_text=check_text)
     return receive(
         submission,
         device=device,
@@ -194,11 +200,17 @@ def _echoed_id(item: Any) -> str | None:
 async def post_submission(request: Request) -> JSONResponse:
     runtime = runtime_of(request)
     device = await authenticate(request, runtime)
-    document = await read_json(
+    body = await read_json(
         request, limit=runtime.settings.max_single_body_bytes, budget=runtime.bodies
     )
     try:
-        envelope = _accept(document, device, runtime, datetime.now(UTC))
+        envelope = _accept(
+            body.document,
+            device,
+            runtime,
+            datetime.now(UTC),
+            check_text=body.may_hold_forbidden,
+        )
     except SubmissionRejected as rejected:
         SUBMISSIONS_RECEIVED.labels("rejected", device.market.value).inc()
         raise Problem(
@@ -218,9 +230,8 @@ async def post_submission(request: Request) -> JSONResponse:
 async def post_batch(request: Request) -> JSONResponse:
     runtime = runtime_of(request)
     device = await authenticate(request, runtime)
-    document = await read_json(
-        request, limit=runtime.settings.max_body_bytes, budget=runtime.bodies
-    )
+    body = await read_json(request, limit=runtime.settings.max_body_bytes, budget=runtime.bodies)
+    document = body.document
     items = document.get("submissions") if isinstance(document, dict) else None
     if not isinstance(items, list):
         raise Problem(
@@ -242,7 +253,14 @@ async def post_batch(request: Request) -> JSONResponse:
     accepted: list[SubmissionReceivedV1] = []
     for index, item in enumerate(items):
         try:
-            envelope = _accept(item, device, runtime, received_at, prefix=f"submissions.{index}")
+            envelope = _accept(
+                item,
+                device,
+                runtime,
+                received_at,
+                check_text=body.may_hold_forbidden,
+                prefix=f"submissions.{index}",
+            )
         except SubmissionRejected as rejected:
             results.append(
                 {

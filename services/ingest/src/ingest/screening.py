@@ -36,6 +36,7 @@ from terrain_contracts.submission import (
     AppInfo,
     Customer,
     Feedback,
+    FieldSubmission,
     Location,
 )
 
@@ -49,6 +50,7 @@ _KNOWN_OBJECTS: dict[str, frozenset[str]] = {
     "feedback": frozenset(Feedback.model_fields),
     "app": frozenset(AppInfo.model_fields),
 }
+_KNOWN_TOP = frozenset(FieldSubmission.model_fields)
 _SHOWN_KEY_CHARS = 64
 
 
@@ -76,86 +78,146 @@ class UnknownFieldLimits:
 
 
 def screen(
-    document: dict[str, Any], *, limits: UnknownFieldLimits, prefix: str = ""
+    document: dict[str, Any],
+    *,
+    limits: UnknownFieldLimits,
+    prefix: str = "",
+    check_text: bool = True,
 ) -> list[FieldError]:
     """Every problem of ``document`` that the contract's validation does not see, each
-    with its dotted path (after ``prefix``, e.g. ``submissions.3``)."""
+    with its dotted path (after ``prefix``, e.g. ``submissions.3``).
+
+    ``check_text=False`` says the body held no JSON escape that can make a control
+    character or a surrogate (``may_hold_forbidden``): the characters of the strings are
+    then not looked at one by one, only the bounds of unknown fields are checked.
+    """
     errors: list[FieldError] = []
-    _object_keys(document, prefix, limits, errors)
-    for key, value in document.items():
-        path = _join(prefix, key)
-        known = _KNOWN_OBJECTS.get(key)
-        if known is not None and isinstance(value, dict):
-            _object_keys(value, path, limits, errors)
-            for inner_key, inner in value.items():
-                _value(inner, _join(path, inner_key), 0, limits, errors)
-        else:
-            _value(value, path, 0, limits, errors)
+    where: tuple[str, ...] = (prefix,) if prefix else ()
+    _unknown_fields(document, _KNOWN_TOP, where, limits, errors, check_text)
+    for name, known in _KNOWN_OBJECTS.items():
+        part = document.get(name)
+        if isinstance(part, dict):
+            _unknown_fields(part, known, (*where, name), limits, errors, check_text)
+    if check_text:
+        # The contract's own fields: their bounds are the contract's, their characters ours.
+        for name in _KNOWN_TOP.intersection(document):
+            value = document[name]
+            if name in _KNOWN_OBJECTS and isinstance(value, dict):
+                for inner in _KNOWN_OBJECTS[name].intersection(value):
+                    _value(value[inner], (*where, name, inner), 0, limits, errors, True)
+            else:
+                _value(value, (*where, name), 0, limits, errors, True)
     return errors
 
 
-def _join(prefix: str, key: str) -> str:
-    if not key:
-        key = '""'  # an empty key is a key too, and the path must still show where
-    elif len(key) > _SHOWN_KEY_CHARS or _FORBIDDEN.search(key):
-        shown = _FORBIDDEN.sub(lambda c: f"\\u{ord(c.group()):04x}", key[:_SHOWN_KEY_CHARS])
-        key = shown + ("..." if len(key) > _SHOWN_KEY_CHARS else "")
-    return f"{prefix}.{key}" if prefix else key
-
-
-def _object_keys(
-    value: dict[str, Any], path: str, limits: UnknownFieldLimits, errors: list[FieldError]
+def _unknown_fields(
+    value: dict[str, Any],
+    known: frozenset[str],
+    where: tuple[str | int, ...],
+    limits: UnknownFieldLimits,
+    errors: list[FieldError],
+    check_text: bool,
 ) -> None:
     if len(value) > limits.keys:
+        errors.append(FieldError(_path(where), f"has {len(value)} keys, more than {limits.keys}"))
+    if len(value) > len(known) or not known.issuperset(value):
+        for key in value.keys() - known:
+            _key(key, where, limits, errors, check_text)
+            _value(value[key], (*where, key), 0, limits, errors, check_text)
+
+
+# An escape that can make a C0 control character (\u0000-\u001f, \b, \f) or a surrogate
+# (\ud800-\udfff): without one in the body, no string of it holds either, since JSON
+# refuses raw control characters in strings and UTF-8 cannot encode a surrogate. An
+# escaped backslash before "u" or "b" is a false alarm that only costs the full check.
+_RISKY_ESCAPE = re.compile(r"\\(?:u(?:00[01]|[dD][89a-fA-F])|[bf])")
+
+
+def may_hold_forbidden(body: str) -> bool:
+    """Whether a string parsed from the JSON ``body`` may hold a character ``screen``
+    refuses: the full check is needed only then (it is a few microseconds a submission)."""
+    return _RISKY_ESCAPE.search(body) is not None
+
+
+def _path(where: tuple[str | int, ...]) -> str:
+    return ".".join(_shown(part) for part in where) or "(body)"
+
+
+def _shown(part: str | int) -> str:
+    if isinstance(part, int):
+        return str(part)
+    if not part:
+        return '""'  # an empty key is a key too, and the path must still show where
+    if len(part) > _SHOWN_KEY_CHARS or _FORBIDDEN.search(part):
+        shown = _FORBIDDEN.sub(lambda c: f"\\u{ord(c.group()):04x}", part[:_SHOWN_KEY_CHARS])
+        return shown + ("..." if len(part) > _SHOWN_KEY_CHARS else "")
+    return part
+
+
+def _key(
+    key: str,
+    where: tuple[str | int, ...],
+    limits: UnknownFieldLimits,
+    errors: list[FieldError],
+    check_text: bool,
+) -> None:
+    problem = _string_problem(key) if check_text else None
+    if problem is not None:
+        errors.append(FieldError(_path((*where, key)), f"the key {problem}"))
+    elif len(key) > limits.key_chars:
         errors.append(
-            FieldError(path or "(body)", f"has {len(value)} keys, more than {limits.keys}")
-        )
-    for key in value:
-        problem = _string_problem(key)
-        if problem is not None:
-            errors.append(FieldError(_join(path, key), f"the key {problem}"))
-        elif len(key) > limits.key_chars:
-            errors.append(
-                FieldError(
-                    _join(path, key),
-                    f"the key is {len(key)} characters long, more than {limits.key_chars}",
-                )
+            FieldError(
+                _path((*where, key)),
+                f"the key is {len(key)} characters long, more than {limits.key_chars}",
             )
+        )
 
 
 def _value(
-    value: Any, path: str, depth: int, limits: UnknownFieldLimits, errors: list[FieldError]
+    value: Any,
+    where: tuple[str | int, ...],
+    depth: int,
+    limits: UnknownFieldLimits,
+    errors: list[FieldError],
+    check_text: bool,
 ) -> None:
     if isinstance(value, str):
-        problem = _string_problem(value)
+        problem = _string_problem(value) if check_text else None
         if problem is not None:
-            errors.append(FieldError(path, problem))
+            errors.append(FieldError(_path(where), problem))
         elif len(value) > limits.string_chars:
             errors.append(
                 FieldError(
-                    path, f"is {len(value)} characters long, more than {limits.string_chars}"
+                    _path(where),
+                    f"is {len(value)} characters long, more than {limits.string_chars}",
                 )
             )
     elif isinstance(value, dict):
         if depth >= limits.depth:
-            errors.append(FieldError(path, f"nests deeper than {limits.depth} levels"))
+            errors.append(FieldError(_path(where), f"nests deeper than {limits.depth} levels"))
             return
-        _object_keys(value, path, limits, errors)
+        if len(value) > limits.keys:
+            errors.append(
+                FieldError(_path(where), f"has {len(value)} keys, more than {limits.keys}")
+            )
         for key, inner in value.items():
-            _value(inner, _join(path, key), depth + 1, limits, errors)
+            _key(key, where, limits, errors, check_text)
+            _value(inner, (*where, key), depth + 1, limits, errors, check_text)
     elif isinstance(value, list):
         if depth >= limits.depth:
-            errors.append(FieldError(path, f"nests deeper than {limits.depth} levels"))
+            errors.append(FieldError(_path(where), f"nests deeper than {limits.depth} levels"))
             return
         if len(value) > limits.items:
-            errors.append(FieldError(path, f"has {len(value)} items, more than {limits.items}"))
+            errors.append(
+                FieldError(_path(where), f"has {len(value)} items, more than {limits.items}")
+            )
             return
         for index, inner in enumerate(value):
-            _value(inner, f"{path}.{index}", depth + 1, limits, errors)
+            _value(inner, (*where, index), depth + 1, limits, errors, check_text)
     elif (isinstance(value, float) and not math.isfinite(value)) or (
         isinstance(value, int) and not isinstance(value, bool) and abs(value) > _LARGEST_DOUBLE
     ):
-        errors.append(FieldError(path, "is a number too large for a double (IEEE 754)"))
+        errors.append(FieldError(_path(where), "is a number too large for a double (IEEE 754)"))
 
 
 def _string_problem(text: str) -> str | None:
