@@ -33,11 +33,20 @@ from terrain_contracts.submission import (
     CustomerKind,
     Feedback,
     Location,
-    ShortText,
     _Open,
 )
 
 _EnvelopeT = TypeVar("_EnvelopeT", bound=BaseModel)
+
+
+# A placeholder (`[phone:k1:<64 hex>]`, 75 characters) replaces at least five characters
+# ("a@b.c") and stands next to another only with a character between them: free text can
+# grow up to 16 times once its numbers and email addresses are placeholders.
+REDACTED_GROWTH = 16
+REDACTED_VERBATIM_MAX_CHARS = REDACTED_GROWTH * VERBATIM_MAX_CHARS
+RedactedShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=REDACTED_GROWTH * 200)
+]
 
 
 class PseudonymisedCustomer(_Open):
@@ -56,7 +65,9 @@ class PseudonymisedCustomer(_Open):
         description="With consent only: the number encrypted for the alerted manager's call-back,"
         " `<key id>:<base64 nonce+ciphertext>`.",
     )
-    company: ShortText | None = None
+    company: RedactedShortText | None = Field(
+        default=None, description="Numbers and email addresses in it are placeholders."
+    )
 
     @model_validator(mode="after")
     def _no_clear_number(self) -> PseudonymisedCustomer:
@@ -66,9 +77,11 @@ class PseudonymisedCustomer(_Open):
         return self
 
 
-# A placeholder (`[phone:k1:<64 hex>]`, 75 characters) replaces at least five characters
-# ("a@b.c") and stands next to another only with a character between them.
-REDACTED_VERBATIM_MAX_CHARS = 16 * VERBATIM_MAX_CHARS
+class PseudonymisedLocation(Location):
+    """The location once ingest has replaced each number and email address of the typed
+    place by its placeholder."""
+
+    place: RedactedShortText | None = None
 
 
 class PseudonymisedFeedback(Feedback):
@@ -88,7 +101,7 @@ class PseudonymisedSubmission(_Open):
     collected_at: AwareDatetime
     sent_at: AwareDatetime | None = None
     agent: Agent
-    location: Location | None = None
+    location: PseudonymisedLocation | None = None
     customer: PseudonymisedCustomer
     feedback: PseudonymisedFeedback
     app: AppInfo | None = None

@@ -21,10 +21,11 @@ from terrain_contracts.markets import Market
 from terrain_contracts.messages import (
     PseudonymisedCustomer,
     PseudonymisedFeedback,
+    PseudonymisedLocation,
     PseudonymisedSubmission,
     SubmissionReceivedV1,
 )
-from terrain_contracts.submission import Feedback, FieldSubmission
+from terrain_contracts.submission import Feedback, FieldSubmission, Location
 from terrain_runtime.privacy import (
     InvalidPhoneNumber,
     Pseudonymiser,
@@ -59,6 +60,7 @@ _PHONE_KEY = re.compile(
 # Read once: pydantic's class-level `model_fields` is a descriptor that cost 8 % of a batch.
 _FIELDS_BUT_CUSTOMER = tuple(name for name in FieldSubmission.model_fields if name != "customer")
 _FEEDBACK_FIELDS = tuple(Feedback.model_fields)
+_LOCATION_FIELDS = tuple(Location.model_fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +202,8 @@ def pseudonymise(
             "consent": customer.consent,
             "msisdn_hash": msisdn_hash,
             "msisdn_sealed": msisdn_sealed,
-            "company": customer.company,
+            "company": customer.company
+            and redact_contacts(customer.company, region=region, pseudonymiser=pseudonymiser),
         }
     )
     # Everything but the customer was validated a moment ago as the same models:
@@ -208,6 +211,16 @@ def pseudonymise(
     fields = {name: getattr(submission, name) for name in _FIELDS_BUT_CUSTOMER}
     for name in ("agent", "location", "app"):
         fields[name] = _without_personal_extras(fields[name], consent, region, pseudonymiser)
+    location = fields["location"]
+    if location is not None and location.place:
+        place = redact_contacts(location.place, region=region, pseudonymiser=pseudonymiser)
+        if place != location.place:
+            known = {name: getattr(location, name) for name in _LOCATION_FIELDS}
+            fields["location"] = PseudonymisedLocation.model_construct(
+                location.model_fields_set,
+                **(known | {"place": place}),
+                **(location.model_extra or {}),
+            )
     feedback = submission.feedback
     verbatim = feedback.verbatim and redact_contacts(
         feedback.verbatim, region=region, pseudonymiser=pseudonymiser
