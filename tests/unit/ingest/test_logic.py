@@ -167,7 +167,7 @@ def test_with_consent_names_stay_but_numbers_do_not(brief_example: dict[str, Any
 
 
 @pytest.mark.parametrize(
-    "key", ["phone", "Téléphone", "telefone", "tel_2", "mobile", "WhatsApp", "numéro", "gsm"]
+    "key", ["phone", "Téléphone", "telefone", "tel_2", "WhatsApp", "msisdn2", "Portable"]
 )
 def test_phone_keys_are_dropped_at_every_level_even_with_consent(
     brief_example: dict[str, Any], key: str
@@ -191,3 +191,13 @@ def test_numbers_in_the_typed_place_and_company_are_pseudonymised(
     assert envelope.submission.location.place is not None
     assert envelope.submission.location.place.startswith("boutique de Moussa, [phone:k1:")
     assert decode_raw_submission(dumped.encode()).model_dump_json() == dumped
+
+
+def test_customer_contact_words_are_dropped_there_and_kept_elsewhere(
+    brief_example: dict[str, Any],
+) -> None:
+    brief_example["customer"].update(mobile="x", numero="y", gsm="z", cell_2="w")
+    brief_example["network"] = {"mobile_data": "slow", "cell_id": "SN-4412", "gsm": "2G only"}
+    submission = accept(brief_example).submission
+    assert set(submission.customer.model_extra or {}) == set()
+    assert (submission.model_extra or {})["network"] == brief_example["network"]

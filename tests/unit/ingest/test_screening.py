@@ -266,3 +266,12 @@ def test_the_cheap_path_finds_the_same_bounds(brief_example: dict[str, Any]) -> 
     assert may_hold_forbidden(json.dumps({"a": "\x00"}))
     assert may_hold_forbidden(json.dumps({"a": "\ud83d\ude00"}))  # a pair costs the full check
     assert not may_hold_forbidden(json.dumps({"a": "é\t\n"}, ensure_ascii=False))
+
+
+def test_the_list_of_problems_is_bounded(brief_example: dict[str, Any]) -> None:
+    brief_example["many"] = {f"k{i}": {f"j{j}": "\x00" for j in range(90)} for i in range(90)}
+    with pytest.raises(SubmissionRejected) as caught:
+        validate(brief_example)
+    errors = caught.value.errors
+    assert len(errors) == 51
+    assert errors[-1].as_dict() == {"field": "(more)", "problem": "and 8050 more problems"}

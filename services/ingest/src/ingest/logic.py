@@ -48,13 +48,18 @@ PERSONAL_NAME_KEYS = frozenset(
     }
 )  # fmt: skip
 
-# Unknown fields that may hold a phone number (a newer app's "phone", "mobile", "msisdn_2",
-# "téléphone", "telefone", "numéro"...) never travel, with or without consent: only
-# customer.msisdn is read, normalised and pseudonymised. Short words count only on their
-# own ("tel_2" but not "hotel"), so unknown fields elsewhere are not lost to a substring.
+# Unknown fields that may hold a phone number (a newer app's "phone", "msisdn_2",
+# "téléphone", "telefone", "whatsapp"...) never travel, with or without consent: only
+# customer.msisdn is read, normalised and pseudonymised. Compared on the normalised key;
+# "tel" counts only on its own ("tel_2", not "hotel").
 _PHONE_KEY = re.compile(
-    r"phone|msisdn|whatsapp|telefon|telemovel|"
-    r"(?<![a-z])(?:tel|tlf|mobile?|movel|cell|gsm|portable|number|numero|num)(?![a-z])"
+    r"phone|msisdn|whatsapp|telefon|telemovel|(?<![a-z])(?:tel|tlf|movel|portable)(?![a-z])"
+)
+# In the customer object, "mobile", "number", "cell" or "gsm" can only be the customer's
+# contact; elsewhere they are a telecom's vocabulary ("mobile_data", "cell_id"), kept
+# (their values are still searched for numbers).
+_CUSTOMER_PHONE_KEY = re.compile(
+    _PHONE_KEY.pattern + r"|(?<![a-z])(?:mobile?|cell|gsm|number|numero|num)(?![a-z])"
 )
 
 # Read once: pydantic's class-level `model_fields` is a descriptor that cost 8 % of a batch.
@@ -106,11 +111,22 @@ def validate(
     except ValidationError as error:
         named = {e.field for e in screened}
         raise SubmissionRejected(
-            screened + [e for e in field_errors(error, prefix) if e.field not in named]
+            _at_most(screened + [e for e in field_errors(error, prefix) if e.field not in named])
         ) from None
     if screened:
-        raise SubmissionRejected(screened)
+        raise SubmissionRejected(_at_most(screened))
     return submission
+
+
+MAX_ERRORS = 50
+
+
+def _at_most(errors: list[FieldError]) -> list[FieldError]:
+    # A 5 MB body of bad strings would otherwise be answered with a 50 MB list of them.
+    if len(errors) <= MAX_ERRORS:
+        return errors
+    more = len(errors) - MAX_ERRORS
+    return [*errors[:MAX_ERRORS], FieldError("(more)", f"and {more} more problems")]
 
 
 @lru_cache(maxsize=4096)
@@ -120,9 +136,9 @@ def _normalised_key(key: str) -> str:
     return re.sub(r"[\s.\-]+", "_", bare).strip("_")
 
 
-def _kept(key: str, consent: bool) -> bool:
+def _kept(key: str, consent: bool, phone_key: re.Pattern[str] = _PHONE_KEY) -> bool:
     normalised = _normalised_key(key)
-    if _PHONE_KEY.search(normalised):
+    if phone_key.search(normalised):
         return False
     return consent or normalised not in PERSONAL_NAME_KEYS
 
@@ -132,13 +148,7 @@ def _clean(value: Any, consent: bool, region: str, pseudonymiser: Pseudonymiser)
     if isinstance(value, str):
         return redact_contacts(value, region=region, pseudonymiser=pseudonymiser)
     if isinstance(value, dict):
-        return {
-            redact_contacts(key, region=region, pseudonymiser=pseudonymiser): _clean(
-                inner, consent, region, pseudonymiser
-            )
-            for key, inner in value.items()
-            if _kept(key, consent)
-        }
+        return _extras(value, consent, region, pseudonymiser)
     if isinstance(value, list):
         return [_clean(inner, consent, region, pseudonymiser) for inner in value]
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1_000_000:
@@ -150,9 +160,23 @@ def _clean(value: Any, consent: bool, region: str, pseudonymiser: Pseudonymiser)
 
 
 def _extras(
-    extra: dict[str, Any] | None, consent: bool, region: str, pseudonymiser: Pseudonymiser
+    extra: dict[str, Any] | None,
+    consent: bool,
+    region: str,
+    pseudonymiser: Pseudonymiser,
+    phone_key: re.Pattern[str] = _PHONE_KEY,
 ) -> dict[str, Any]:
-    return _clean(extra, consent, region, pseudonymiser) if extra else {}
+    """The unknown fields of one object, cleaned as ``_clean`` says; a key may hold a
+    number too."""
+    if not extra:
+        return {}
+    return {
+        redact_contacts(key, region=region, pseudonymiser=pseudonymiser): _clean(
+            value, consent, region, pseudonymiser
+        )
+        for key, value in extra.items()
+        if _kept(key, consent, phone_key)
+    }
 
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
@@ -194,7 +218,7 @@ def pseudonymise(
         msisdn_hash = pseudonymiser.pseudonym(e164)
         if customer.consent:
             msisdn_sealed = sealer.seal(e164, context=submission.submission_id.bytes)
-    extras = _extras(customer.model_extra, consent, region, pseudonymiser)
+    extras = _extras(customer.model_extra, consent, region, pseudonymiser, _CUSTOMER_PHONE_KEY)
     pseudonymous = PseudonymisedCustomer.model_validate(
         {
             **extras,
