@@ -140,6 +140,24 @@ async def test_non_characters_and_private_use_are_accepted(
     assert json.loads(record.value)["submission"]["feedback"]["verbatim"].startswith("ok \ufffe")
 
 
+async def test_escaped_text_and_surrogate_pairs_are_text(
+    client: httpx.AsyncClient, device_token: str, brief_example: dict[str, Any], namespace: str
+) -> None:
+    # What a client that escapes everything sends: accents, an emoji as a surrogate pair.
+    brief_example["feedback"]["verbatim"] = "réseau coupé 😡, ligne\ttab"
+    body = json.dumps(brief_example, ensure_ascii=True).encode()
+    assert b"\\ud83d\\ude21" in body
+    response = await client.post(
+        "/v1/submissions",
+        content=body,
+        headers={"authorization": f"Bearer {device_token}", "content-type": "application/json"},
+    )
+    assert response.status_code == 202, response.text
+    [record] = await read_topic(SUBMISSIONS_RAW.name(namespace), expect=1)
+    verbatim = json.loads(record.value)["submission"]["feedback"]["verbatim"]
+    assert verbatim == "réseau coupé 😡, ligne\ttab"
+
+
 async def test_numbers_in_free_text_never_reach_the_raw_topic(
     client: httpx.AsyncClient, device_token: str, brief_example: dict[str, Any], namespace: str
 ) -> None:
