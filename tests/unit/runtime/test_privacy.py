@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 import pytest
 
@@ -212,3 +214,12 @@ def test_redacting_twice_changes_nothing() -> None:
 def test_the_placeholder_is_the_msisdn_join_key() -> None:
     redacted = redact_contacts("au 77 123 45 67", region="SN", pseudonymiser=PSEUDONYMS)
     assert redacted == f"au [phone:{PSEUDONYMS.pseudonym('+221771234567')}]"
+
+
+@pytest.mark.parametrize("text", ["1 " * 2000, "77 123 45 67 " * 300, "٠ " * 2000])
+def test_a_crafted_run_of_digits_costs_little_and_leaves_no_number(text: str) -> None:
+    # Beyond a few dozen numbers in one text the rest of its runs lose their digits
+    # without a pseudonym: nobody can make a text cost more than its matcher scan.
+    redacted = redact_contacts(text, region="SN", pseudonymiser=PSEUDONYMS)
+    assert redacted.count("[phone:") <= 64 and redacted.endswith("[digits] ")
+    assert not re.search(r"\d(?:\D{0,3}\d){6}", re.sub(r"\[[^\]]*\]", "", redacted))

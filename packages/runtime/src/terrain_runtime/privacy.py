@@ -21,6 +21,8 @@ import hashlib
 import hmac
 import os
 import re
+from collections.abc import Callable
+from functools import lru_cache
 
 import phonenumbers
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -99,6 +101,10 @@ def redact_contacts(text: str, *, region: str, pseudonymiser: Pseudonymiser) -> 
     number: a lost amount is better than a number in clear. The email pseudonym is the
     HMAC of the lowercased address. Placeholders already in the text are kept as they
     are, so redacting twice changes nothing.
+
+    Numbers written one after the other with only spaces between them are one run the
+    matcher skips; such runs are cut into numbers here. A text with more runs than any
+    visit holds has the rest of its digits replaced by ``[digits]``, without a pseudonym.
     """
     if "@" not in text and "[" not in text:
         return _redact_phones(text, region, pseudonymiser)
@@ -118,26 +124,32 @@ def redact_contacts(text: str, *, region: str, pseudonymiser: Pseudonymiser) -> 
 def _redact_phones(text: str, region: str, pseudonymiser: Pseudonymiser) -> str:
     if _DIGIT_RUN.search(text) is None:
         return text
-    found: list[tuple[int, int, str | None]] = []  # start, end, E.164 (None: not a number)
+
+    def placeholder(number: phonenumbers.PhoneNumber) -> str:
+        return f"[phone:{pseudonymiser.pseudonym(_e164(number))}]"
+
+    # start, end, what replaces it (None: not a number, left as written)
+    found: list[tuple[int, int, str | None]] = []
     for match in phonenumbers.PhoneNumberMatcher(
         text, region, leniency=phonenumbers.Leniency.POSSIBLE
     ):
         keep = _amount_or_date(text, match.start, match.end)
-        found.append((match.start, match.end, None if keep else _e164(match.number)))
+        found.append((match.start, match.end, None if keep else placeholder(match.number)))
     # Numbers written one after the other ("77 123 45 67 78 123 45 67") read as one run too
     # long to be a number, which the matcher skips: such runs are cut at their groups.
+    runs = _RunSplitter(text, region, placeholder)
     gap_start = 0
     for start, end in [(start, end) for start, end, _ in found] + [(len(text), len(text))]:
         for run in _LONG_RUN.finditer(text, gap_start, start):
             if not _amount_or_date(text, run.start(), run.end()):  # a large amount is one
-                found += _numbers_in_run(text, run.start(), run.end(), region)
+                found += runs.numbers(run.start(), run.end())
         gap_start = end
     found.sort()
     pieces: list[str] = []
     last = 0
-    for start, end, e164 in found:
-        if e164 is not None:
-            pieces += [text[last:start], f"[phone:{pseudonymiser.pseudonym(e164)}]"]
+    for start, end, replacement in found:
+        if replacement is not None:
+            pieces += [text[last:start], replacement]
             last = end
     if not pieces:
         return text
@@ -163,41 +175,78 @@ _LONG_RUN = re.compile(r"\+?\d(?:[ .\-()/]{0,2}\d){13,}")
 _DIGIT_GROUP = re.compile(r"\d+")
 
 
-def _numbers_in_run(
-    text: str, start: int, end: int, region: str
-) -> list[tuple[int, int, str | None]]:
-    """The numbers in a run of digit groups, each the longest possible number from a group
-    on (so "07 07 12 34 56" is one number, not "07 07 12 3" and the rest)."""
-    groups = [(g.start(), g.end()) for g in _DIGIT_GROUP.finditer(text, start, end)]
-    found: list[tuple[int, int, str | None]] = []
-    first = 0
-    while first < len(groups):
-        plus = groups[first][0] > 0 and text[groups[first][0] - 1] == "+"
-        digits = ""
-        best: tuple[int, str] | None = None
-        for last in range(first, len(groups)):
-            digits += text[groups[last][0] : groups[last][1]]
-            if len(digits) > 17:
+# What stands for the rest of the runs of a text that holds more of them than any visit
+# does: beyond ``_RunSplitter.PARSES`` attempts its digits are taken out without a
+# pseudonym, so no crafted text can make ingest spend more than a few milliseconds on it.
+_NOT_SPLIT = "[digits]"
+
+
+class _RunSplitter:
+    """Cuts runs of digit groups into numbers, each the longest possible number from a
+    group on (so "07 07 12 34 56" is one number, not "07 07 12 3" and the rest)."""
+
+    PARSES = 64
+
+    def __init__(
+        self, text: str, region: str, placeholder: Callable[[phonenumbers.PhoneNumber], str]
+    ) -> None:
+        self.text = text
+        self.region = region
+        self.placeholder = placeholder
+        self.lengths, self.trunk = _national_lengths(region)
+        self.parses_left = self.PARSES
+
+    def numbers(self, start: int, end: int) -> list[tuple[int, int, str | None]]:
+        text = self.text
+        groups = [(g.start(), g.end()) for g in _DIGIT_GROUP.finditer(text, start, end)]
+        found: list[tuple[int, int, str | None]] = []
+        first = 0
+        while first < len(groups):
+            if self.parses_left <= 0:
+                found.append((groups[first][0], end, _NOT_SPLIT))
                 break
-            if len(digits) < 7:
+            plus = groups[first][0] > 0 and text[groups[first][0] - 1] == "+"
+            digits = ""
+            best: tuple[int, phonenumbers.PhoneNumber] | None = None
+            for last in range(first, len(groups)):
+                digits += text[groups[last][0] : groups[last][1]]
+                if len(digits) > 17:
+                    break
+                international = plus or digits.startswith("00")
+                if not ((international and len(digits) >= 8) or self._national(digits)):
+                    continue
+                self.parses_left -= 1
+                written = "+" + digits[2:] if digits.startswith("00") else digits
+                try:
+                    number = phonenumbers.parse(("+" if plus else "") + written, self.region)
+                except phonenumbers.NumberParseException:
+                    continue
+                if phonenumbers.is_possible_number(number):
+                    best = (last, number)
+            if best is None:
+                first += 1
                 continue
-            written = "+" + digits[2:] if digits.startswith("00") else digits
-            try:
-                number = phonenumbers.parse(("+" if plus else "") + written, region)
-            except phonenumbers.NumberParseException:
-                continue
-            if phonenumbers.is_possible_number(number):
-                best = (last, _e164(number))
-        if best is None:
-            first += 1
-            continue
-        last, e164 = best
-        number_start = groups[first][0] - (1 if plus else 0)
-        number_end = groups[last][1]
-        keep = _amount_or_date(text, number_start, number_end)
-        found.append((number_start, number_end, None if keep else e164))
-        first = last + 1
-    return found
+            last, number = best
+            number_start = groups[first][0] - (1 if plus else 0)
+            number_end = groups[last][1]
+            keep = _amount_or_date(text, number_start, number_end)
+            found.append((number_start, number_end, None if keep else self.placeholder(number)))
+            first = last + 1
+        return found
+
+    def _national(self, digits: str) -> bool:
+        if len(digits) in self.lengths:
+            return True
+        trunk = self.trunk
+        return bool(trunk) and digits.startswith(trunk) and len(digits) - len(trunk) in self.lengths
+
+
+@lru_cache(maxsize=64)
+def _national_lengths(region: str) -> tuple[frozenset[int], str]:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is None or metadata.general_desc is None:
+        return frozenset(range(7, 13)), ""
+    return frozenset(metadata.general_desc.possible_length), metadata.national_prefix or ""
 
 
 class SealingError(ValueError):
