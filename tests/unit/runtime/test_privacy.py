@@ -8,6 +8,7 @@ import pytest
 from terrain_runtime.privacy import (
     InvalidPhoneNumber,
     Pseudonymiser,
+    RedactionBudget,
     Sealer,
     SealingError,
     normalise_msisdn,
@@ -223,3 +224,18 @@ def test_a_crafted_run_of_digits_costs_little_and_leaves_no_number(text: str) ->
     redacted = redact_contacts(text, region="SN", pseudonymiser=PSEUDONYMS)
     assert redacted.count("[phone:") <= 64 and redacted.endswith("[digits] ")
     assert not re.search(r"\d(?:\D{0,3}\d){6}", re.sub(r"\[[^\]]*\]", "", redacted))
+
+
+def test_past_the_request_budget_digits_are_masked_without_a_pseudonym() -> None:
+    budget = RedactionBudget(40)
+    first = redact_contacts("appelez le 77 123 45 67", region="SN", pseudonymiser=PSEUDONYMS,
+                            budget=budget)  # fmt: skip
+    second = redact_contacts(
+        "et aussi le 78 123 45 67 puis 50 FCFA", region="SN", pseudonymiser=PSEUDONYMS,
+        budget=budget,
+    )  # fmt: skip
+    plain = redact_contacts("pas de chiffres ici", region="SN", pseudonymiser=PSEUDONYMS,
+                            budget=budget)  # fmt: skip
+    assert first.startswith("appelez le [phone:k1:")
+    assert second == "et aussi le [digits] puis 50 FCFA"
+    assert plain == "pas de chiffres ici"

@@ -38,7 +38,7 @@ from terrain_runtime.metrics import (
     KAFKA_PUBLISH_FAILURES,
     SUBMISSIONS_RECEIVED,
 )
-from terrain_runtime.privacy import Pseudonymiser, Sealer
+from terrain_runtime.privacy import Pseudonymiser, RedactionBudget, Sealer
 from terrain_runtime.tracing import headers_for
 
 log = logging.getLogger(__name__)
@@ -172,6 +172,7 @@ def _accept(
     received_at: datetime,
     *,
     check_text: bool,
+    budget: RedactionBudget,
     prefix: str = "",
 ) -> SubmissionReceivedV1:
     submission = validate(document, prefix, runtime.limits, check_text=check_text)
@@ -183,6 +184,7 @@ def _accept(
         sealer=runtime.sealer,
         ingest_version=__version__,
         prefix=prefix,
+        budget=budget,
     )
 
 
@@ -210,6 +212,7 @@ async def post_submission(request: Request) -> JSONResponse:
             runtime,
             datetime.now(UTC),
             check_text=body.may_hold_forbidden,
+            budget=RedactionBudget(runtime.settings.redaction_budget_chars),
         )
     except SubmissionRejected as rejected:
         SUBMISSIONS_RECEIVED.labels("rejected", device.market.value).inc()
@@ -249,6 +252,7 @@ async def post_batch(request: Request) -> JSONResponse:
             code="batch-too-large",
         )
     received_at = datetime.now(UTC)
+    budget = RedactionBudget(runtime.settings.redaction_budget_chars)
     results: list[dict[str, Any]] = []
     accepted: list[SubmissionReceivedV1] = []
     for index, item in enumerate(items):
@@ -259,6 +263,7 @@ async def post_batch(request: Request) -> JSONResponse:
                 runtime,
                 received_at,
                 check_text=body.may_hold_forbidden,
+                budget=budget,
                 prefix=f"submissions.{index}",
             )
         except SubmissionRejected as rejected:

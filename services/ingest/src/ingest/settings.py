@@ -47,6 +47,13 @@ class IngestSettings(TerrainSettings):
     unknown_field_max_chars: int = Field(
         default=8000, ge=1, description="Characters per string of an unknown field."
     )
+    redaction_budget_chars: int = Field(
+        default=200_000,
+        ge=0,
+        description="Characters of digit-heavy text per request searched for phone numbers "
+        "(about 5 us each); past it, digits are masked without a pseudonym. A field day's "
+        "batch of 500 needs a few thousand.",
+    )
     batch_max_items: int = 500
     publish_timeout_s: float = Field(
         default=10.0, description="How long a request waits for Kafka before a 503."
