@@ -88,3 +88,15 @@ async def test_a_body_read_in_full_is_not_drained_again() -> None:
     app = DrainUnreadBody(reads_all, max_bytes=1_000_000, timeout_s=5)
     await app(scope(content_length="3000"), client.receive, client.send)
     assert client.answered_after_read == 3000 and client.left == 0
+
+
+async def test_an_answer_that_sheds_load_reads_nothing_more() -> None:
+    async def sheds(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 503, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    client = Client(chunks=10)
+    app = DrainUnreadBody(sheds, max_bytes=1_000_000, timeout_s=5)
+    await app(scope(content_length="10000"), client.receive, client.send)
+    assert client.answered_after_read == 1000

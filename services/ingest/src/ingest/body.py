@@ -133,7 +133,7 @@ class DrainUnreadBody:
     large. Past either bound ingest stops reading: nobody can make it read gigabytes, and
     a body declared larger than ``max_bytes`` is not read at all. Nothing is kept in
     memory. A client that asked ``Expect: 100-continue`` has not sent its body and is not
-    asked to.
+    asked to; an answer that sheds load (5xx) reads nothing more.
     """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int, timeout_s: float) -> None:
@@ -160,7 +160,9 @@ class DrainUnreadBody:
             nonlocal finished
             if message["type"] == "http.response.start" and not finished:
                 finished = True
-                if self._worth_draining(scope, asked):
+                # A 5xx sheds load (memory, Kafka): reading more is the last thing to do
+                # then, and the app keeps the visit in its outbox whatever it reads.
+                if message["status"] < 500 and self._worth_draining(scope, asked):
                     await self._drain(receive)
             await send(message)
 
