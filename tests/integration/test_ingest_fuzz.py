@@ -78,13 +78,31 @@ async def app_client(settings_kwargs: dict[str, Any]) -> AsyncIterator[httpx.Asy
             yield http
 
 
+# Every category of Unicode (controls and lone surrogates too), numbers beyond a double,
+# and nesting beyond what any later stage could serialise.
+_any_text = st.text(st.characters(codec=None), max_size=50)
 _json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.sampled_from([10**400, -(10**308) * 10**10, 2**63])
+    | st.floats(allow_nan=False)
+    | _any_text,
     lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(st.characters(codec=None), max_size=10), children, max_size=4)
     ),
     max_leaves=10,
-)
+) | st.integers(min_value=1, max_value=400).map(lambda depth: _nested(depth))
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = {"a": [value]}
+    return value
+
+
 _paths = st.sampled_from(
     [
         ("submission_id",),
@@ -107,6 +125,12 @@ _paths = st.sampled_from(
         ("feedback", "verbatim"),
         ("feedback", "language"),
         ("app",),
+        ("future_field",),
+        ("agent", "future_field"),
+        ("customer", "future_field"),
+        ("feedback", "future_field"),
+        ("location", "future_field"),
+        ("app", "future_field"),
     ]
 )
 

@@ -8,7 +8,9 @@ import pytest
 
 from ingest.logic import Device, SubmissionRejected, receive, validate
 from terrain_contracts.markets import Market
+from terrain_contracts.messages import decode_raw_submission
 from terrain_runtime.settings import TerrainSettings
+from tests.helpers import phone_numbers_in
 
 SETTINGS = TerrainSettings(environment="test")
 DEVICE = Device(UUID(int=7), Market.SN, "unit")
@@ -104,3 +106,98 @@ def test_a_submission_is_an_object(document: Any) -> None:
     with pytest.raises(SubmissionRejected) as caught:
         validate(document)
     assert caught.value.errors[0].problem == "must be a JSON object"
+
+
+def test_numbers_and_emails_in_the_verbatim_and_unknown_fields_are_pseudonymised(
+    brief_example: dict[str, Any],
+) -> None:
+    brief_example["feedback"]["verbatim"] = "appelez mon frère au 77 765 43 21, 50 000 FCFA"
+    brief_example["notes"] = {"rappel": ["écrire à awa@orange.sn", "ou au +221 76 111 22 33"]}
+    brief_example["agent"]["remark"] = "chef: 78.222.33.44"
+    brief_example["location"]["hint"] = "boutique 70-333-44-55"
+    brief_example["app"]["debug"] = {"last_caller": "00221 77 444 55 66"}
+    brief_example["customer"]["other"] = "son mari 77 555 66 77"
+    brief_example["feedback"]["followup"] = 775556688
+    envelope = accept(brief_example)
+    dumped = envelope.model_dump_json()
+    pseudonyms = SETTINGS.pseudonymiser()
+    for e164 in ("+221777654321", "+221761112233", "+221782223344", "+221703334455"):
+        assert f"[phone:{pseudonyms.pseudonym(e164)}]" in dumped
+    assert f"[email:{pseudonyms.pseudonym('awa@orange.sn')}]" in dumped
+    numbers = {"777654321", "761112233", "782223344", "703334455", "774445566", "775556677"}
+    assert not phone_numbers_in(dumped, numbers | {"775556688"})
+    assert "awa@orange.sn" not in dumped
+    assert envelope.submission.feedback.verbatim is not None
+    assert envelope.submission.feedback.verbatim.endswith(", 50 000 FCFA")
+    # The raw topic's consumers decode what ingest wrote.
+    assert decode_raw_submission(dumped.encode()).model_dump_json() == dumped
+
+
+def test_a_verbatim_full_of_numbers_still_decodes(brief_example: dict[str, Any]) -> None:
+    brief_example["feedback"]["verbatim"] = ("77 123 45 67 " * 400)[:4000]
+    envelope = accept(brief_example)
+    verbatim = envelope.submission.feedback.verbatim
+    assert verbatim is not None and len(verbatim) > 4000
+    assert not phone_numbers_in(verbatim, {"771234567"})
+    dumped = envelope.model_dump_json()
+    assert decode_raw_submission(dumped.encode()).model_dump_json() == dumped
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["name", "Full-Name", "firstName", "last_name", "Nom", "prénom", "Prenom", "nome",
+     "apelido", "sobrenome", "email", "E-mail", "courriel", "contact", "Nom complet"],
+)  # fmt: skip
+def test_name_keys_are_dropped_at_every_level_without_consent(
+    brief_example: dict[str, Any], key: str
+) -> None:
+    brief_example["customer"]["consent"] = False
+    brief_example[key] = "Awa Diop"
+    brief_example["feedback"][key] = "Awa Diop"
+    brief_example["agent"]["extra"] = {"list": [{key: "Awa Diop", "kept": 1}]}
+    dumped = accept(brief_example).model_dump_json()
+    assert "Awa" not in dumped and '"kept":1' in dumped
+
+
+def test_with_consent_names_stay_but_numbers_do_not(brief_example: dict[str, Any]) -> None:
+    brief_example["contact"] = {"nom": "Awa Diop", "note": "joignable au 77 765 43 21"}
+    dumped = accept(brief_example).model_dump_json()
+    assert "Awa Diop" in dumped
+    assert not phone_numbers_in(dumped, {"777654321"})
+
+
+@pytest.mark.parametrize(
+    "key", ["phone", "Téléphone", "telefone", "tel_2", "WhatsApp", "msisdn2", "Portable"]
+)
+def test_phone_keys_are_dropped_at_every_level_even_with_consent(
+    brief_example: dict[str, Any], key: str
+) -> None:
+    brief_example["feedback"]["contacts"] = [{key: 771234599, "hotel": "Teranga"}]
+    brief_example[key] = "x"
+    extras = accept(brief_example).submission.model_dump(mode="json")
+    assert key not in extras
+    assert extras["feedback"]["contacts"] == [{"hotel": "Teranga"}]
+
+
+def test_numbers_in_the_typed_place_and_company_are_pseudonymised(
+    brief_example: dict[str, Any],
+) -> None:
+    brief_example["location"] = {"place": "boutique de Moussa, " + "77 765 43 21 / " * 12}
+    brief_example["customer"]["company"] = "Garage Diop, tel 78 222 33 44"
+    envelope = accept(brief_example)
+    dumped = envelope.model_dump_json()
+    assert not phone_numbers_in(dumped, {"777654321", "782223344"})
+    assert envelope.submission.location is not None
+    assert envelope.submission.location.place is not None
+    assert envelope.submission.location.place.startswith("boutique de Moussa, [phone:k1:")
+    assert decode_raw_submission(dumped.encode()).model_dump_json() == dumped
+
+
+def test_customer_contact_words_are_dropped_there_and_kept_elsewhere(
+    brief_example: dict[str, Any],
+) -> None:
+    brief_example["customer"].update(mobile="x", numero="y", gsm="z", cell_2="w")
+    brief_example["network"] = {"mobile_data": "slow", "cell_id": "SN-4412", "gsm": "2G only"}
+    submission = accept(brief_example).submission
+    assert set(submission.customer.model_extra or {}) == set()
+    assert (submission.model_extra or {})["network"] == brief_example["network"]

@@ -12,23 +12,41 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from terrain_contracts.markets import Market
 from terrain_contracts.submission import (
+    VERBATIM_MAX_CHARS,
     Agent,
     AppInfo,
     CustomerKind,
     Feedback,
     Location,
-    ShortText,
     _Open,
 )
 
 _EnvelopeT = TypeVar("_EnvelopeT", bound=BaseModel)
+
+
+# A placeholder (`[phone:k1:<64 hex>]`, 75 characters) replaces at least five characters
+# ("a@b.c") and stands next to another only with a character between them: free text can
+# grow up to 16 times once its numbers and email addresses are placeholders.
+REDACTED_GROWTH = 16
+REDACTED_VERBATIM_MAX_CHARS = REDACTED_GROWTH * VERBATIM_MAX_CHARS
+RedactedShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=REDACTED_GROWTH * 200)
+]
 
 
 class PseudonymisedCustomer(_Open):
@@ -47,7 +65,9 @@ class PseudonymisedCustomer(_Open):
         description="With consent only: the number encrypted for the alerted manager's call-back,"
         " `<key id>:<base64 nonce+ciphertext>`.",
     )
-    company: ShortText | None = None
+    company: RedactedShortText | None = Field(
+        default=None, description="Numbers and email addresses in it are placeholders."
+    )
 
     @model_validator(mode="after")
     def _no_clear_number(self) -> PseudonymisedCustomer:
@@ -55,6 +75,22 @@ class PseudonymisedCustomer(_Open):
         if "msisdn" in extra:
             raise ValueError("a pseudonymised customer cannot carry msisdn")
         return self
+
+
+class PseudonymisedLocation(Location):
+    """The location once ingest has replaced each number and email address of the typed
+    place by its placeholder."""
+
+    place: RedactedShortText | None = None
+
+
+class PseudonymisedFeedback(Feedback):
+    """The feedback once ingest has replaced each number and email address of the verbatim
+    by its placeholder: the verbatim can be longer than the app's limit."""
+
+    verbatim: Annotated[str, StringConstraints(max_length=REDACTED_VERBATIM_MAX_CHARS)] | None = (
+        None
+    )
 
 
 class PseudonymisedSubmission(_Open):
@@ -65,9 +101,9 @@ class PseudonymisedSubmission(_Open):
     collected_at: AwareDatetime
     sent_at: AwareDatetime | None = None
     agent: Agent
-    location: Location | None = None
+    location: PseudonymisedLocation | None = None
     customer: PseudonymisedCustomer
-    feedback: Feedback
+    feedback: PseudonymisedFeedback
     app: AppInfo | None = None
 
 

@@ -13,14 +13,14 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import make_asgi_app
 
 from ingest import SERVICE, __version__
-from ingest.body import BodyBudget
+from ingest.body import BodyBudget, DrainUnreadBody
 from ingest.devices import DeviceDirectory, DirectoryUnavailable
 from ingest.handlers import IngestRuntime, router
 from ingest.logic import Device
 from ingest.observability import RequestMetrics
 from ingest.openapi import build_openapi
 from ingest.overload import LoadShedding
-from ingest.problems import Problem
+from ingest.problems import Problem, UnforeseenErrors
 from ingest.ratelimit import RateLimiter
 from ingest.repository import find_active_device
 from ingest.settings import IngestSettings
@@ -66,6 +66,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             sealer=settings.sealer(),
             raw_topic=settings.topic(SUBMISSIONS_RAW),
             bodies=BodyBudget(settings.max_buffered_body_bytes),
+            limits=settings.unknown_field_limits(),
         )
         # What start-up built (routes, models, phone metadata) lives as long as the process:
         # out of the collector's sight, a full collection no longer walks it.
@@ -97,8 +98,17 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         exclude_spans=["receive", "send"],
     )
     app.mount("/metrics", make_asgi_app(registry=metrics_registry()))
+    # The first added is the innermost: an unforeseen error becomes a 500 problem that the
+    # metrics count, and every early answer, the 503 of load shedding included, first reads
+    # what is left of the body.
+    app.add_middleware(UnforeseenErrors)
     app.add_middleware(LoadShedding, max_in_flight=settings.max_in_flight)
     app.add_middleware(RequestMetrics)
+    app.add_middleware(
+        DrainUnreadBody,
+        max_bytes=settings.max_drained_body_bytes,
+        timeout_s=settings.drain_timeout_s,
+    )
 
     @app.exception_handler(Problem)
     async def problem_handler(_: Request, problem: Problem) -> JSONResponse:

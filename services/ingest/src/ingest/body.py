@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ingest.logic import FieldError
 from ingest.problems import Problem
+from ingest.screening import FieldError, may_hold_forbidden
 
 
 class BodyBudget:
@@ -35,7 +38,13 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-async def read_json(request: Request, *, limit: int, budget: BodyBudget | None = None) -> Any:
+@dataclass(frozen=True, slots=True)
+class JsonBody:
+    document: Any
+    may_hold_forbidden: bool  # see ingest.screening.may_hold_forbidden
+
+
+async def read_json(request: Request, *, limit: int, budget: BodyBudget | None = None) -> JsonBody:
     """The parsed JSON body, or a Problem: 415 not JSON, 413 too large, 400 malformed, 503
     when the bodies being read already hold the ``budget``."""
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -84,9 +93,10 @@ async def read_json(request: Request, *, limit: int, budget: BodyBudget | None =
             budget.give_back(held)
 
 
-def _parse(raw: bytes) -> Any:
+def _parse(raw: bytes) -> JsonBody:
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+        text = raw.decode("utf-8")
+        return JsonBody(json.loads(text, parse_constant=_refuse_constant), may_hold_forbidden(text))
     except UnicodeDecodeError:
         raise Problem(
             400,
@@ -111,3 +121,77 @@ def _too_large(limit: int) -> Problem:
         errors=[FieldError("(body)", f"exceeds {limit} bytes")],
         code="payload-too-large",
     )
+
+
+class DrainUnreadBody:
+    """Reads what is left of a request body before an answer given early (413, 401, 503...)
+    goes out, up to ``max_bytes`` and ``timeout_s``.
+
+    A server that answers and closes with unread bytes in its socket makes the kernel reset
+    the connection, and a client still sending its body (urllib, most phones' HTTP stacks)
+    then sees the reset instead of the answer, so it never learns that its body was too
+    large. Past either bound ingest stops reading: nobody can make it read gigabytes, and
+    a body declared larger than ``max_bytes`` is not read at all. Nothing is kept in
+    memory. A client that asked ``Expect: 100-continue`` has not sent its body and is not
+    asked to; an answer that sheds load (5xx) reads nothing more.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, timeout_s: float) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        finished = False
+        asked = False
+
+        async def tracked_receive() -> Message:
+            nonlocal finished, asked
+            asked = True
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                finished = True
+            return message
+
+        async def drain_then_send(message: Message) -> None:
+            nonlocal finished
+            if message["type"] == "http.response.start" and not finished:
+                finished = True
+                # A 5xx sheds load (memory, Kafka): reading more is the last thing to do
+                # then, and the app keeps the visit in its outbox whatever it reads.
+                if message["status"] < 500 and self._worth_draining(scope, asked):
+                    await self._drain(receive)
+            await send(message)
+
+        await self.app(scope, tracked_receive, drain_then_send)
+
+    def _worth_draining(self, scope: Scope, asked: bool) -> bool:
+        length: int | None = None
+        chunked = False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = int(value) if value.isdigit() else None
+            elif name == b"transfer-encoding":
+                chunked = True
+            elif name == b"expect" and not asked:
+                return False
+        if length is not None:
+            return 0 < length <= self.max_bytes
+        return chunked
+
+    async def _drain(self, receive: Receive) -> None:
+        read = 0
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                while read <= self.max_bytes:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return
+                    read += len(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        return
+        except TimeoutError:
+            return

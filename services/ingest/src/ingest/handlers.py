@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Request
@@ -23,10 +24,11 @@ from opentelemetry import trace
 from ingest import __version__
 from ingest.body import BodyBudget, read_json
 from ingest.devices import DeviceDirectory, DirectoryUnavailable
-from ingest.logic import Device, FieldError, SubmissionRejected, receive, validate
+from ingest.logic import Device, SubmissionRejected, receive, validate
 from ingest.openapi import BATCH_OPENAPI, SINGLE_OPENAPI
 from ingest.problems import Problem
 from ingest.ratelimit import RateLimiter
+from ingest.screening import FieldError, UnknownFieldLimits
 from ingest.settings import IngestSettings
 from terrain_contracts.messages import SubmissionReceivedV1
 from terrain_contracts.topics import SUBMISSIONS_RAW
@@ -36,7 +38,7 @@ from terrain_runtime.metrics import (
     KAFKA_PUBLISH_FAILURES,
     SUBMISSIONS_RECEIVED,
 )
-from terrain_runtime.privacy import Pseudonymiser, Sealer
+from terrain_runtime.privacy import Pseudonymiser, RedactionBudget, Sealer
 from terrain_runtime.tracing import headers_for
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class IngestRuntime:
     sealer: Sealer
     raw_topic: str
     bodies: BodyBudget
+    limits: UnknownFieldLimits
 
 
 def runtime_of(request: Request) -> IngestRuntime:
@@ -163,9 +166,16 @@ def _unavailable() -> Problem:
 
 
 def _accept(
-    document: Any, device: Device, runtime: IngestRuntime, received_at: datetime, prefix: str = ""
+    document: Any,
+    device: Device,
+    runtime: IngestRuntime,
+    received_at: datetime,
+    *,
+    check_text: bool,
+    budget: RedactionBudget,
+    prefix: str = "",
 ) -> SubmissionReceivedV1:
-    submission = validate(document, prefix)
+    submission = validate(document, prefix, runtime.limits, check_text=check_text)
     return receive(
         submission,
         device=device,
@@ -174,18 +184,36 @@ def _accept(
         sealer=runtime.sealer,
         ingest_version=__version__,
         prefix=prefix,
+        budget=budget,
     )
+
+
+def _echoed_id(item: Any) -> str | None:
+    # Only a well-formed id is echoed: the answer must not carry what it refuses (a lone
+    # surrogate would not even encode).
+    submission_id = item.get("submission_id") if isinstance(item, dict) else None
+    try:
+        return str(UUID(submission_id)) if isinstance(submission_id, str) else None
+    except ValueError:
+        return None
 
 
 @router.post("/v1/submissions", status_code=202, openapi_extra=SINGLE_OPENAPI)
 async def post_submission(request: Request) -> JSONResponse:
     runtime = runtime_of(request)
     device = await authenticate(request, runtime)
-    document = await read_json(
+    body = await read_json(
         request, limit=runtime.settings.max_single_body_bytes, budget=runtime.bodies
     )
     try:
-        envelope = _accept(document, device, runtime, datetime.now(UTC))
+        envelope = _accept(
+            body.document,
+            device,
+            runtime,
+            datetime.now(UTC),
+            check_text=body.may_hold_forbidden,
+            budget=RedactionBudget(runtime.settings.redaction_budget_chars),
+        )
     except SubmissionRejected as rejected:
         SUBMISSIONS_RECEIVED.labels("rejected", device.market.value).inc()
         raise Problem(
@@ -205,9 +233,8 @@ async def post_submission(request: Request) -> JSONResponse:
 async def post_batch(request: Request) -> JSONResponse:
     runtime = runtime_of(request)
     device = await authenticate(request, runtime)
-    document = await read_json(
-        request, limit=runtime.settings.max_body_bytes, budget=runtime.bodies
-    )
+    body = await read_json(request, limit=runtime.settings.max_body_bytes, budget=runtime.bodies)
+    document = body.document
     items = document.get("submissions") if isinstance(document, dict) else None
     if not isinstance(items, list):
         raise Problem(
@@ -225,17 +252,25 @@ async def post_batch(request: Request) -> JSONResponse:
             code="batch-too-large",
         )
     received_at = datetime.now(UTC)
+    budget = RedactionBudget(runtime.settings.redaction_budget_chars)
     results: list[dict[str, Any]] = []
     accepted: list[SubmissionReceivedV1] = []
     for index, item in enumerate(items):
         try:
-            envelope = _accept(item, device, runtime, received_at, prefix=f"submissions.{index}")
+            envelope = _accept(
+                item,
+                device,
+                runtime,
+                received_at,
+                check_text=body.may_hold_forbidden,
+                budget=budget,
+                prefix=f"submissions.{index}",
+            )
         except SubmissionRejected as rejected:
-            submission_id = item.get("submission_id") if isinstance(item, dict) else None
             results.append(
                 {
                     "index": index,
-                    "submission_id": submission_id if isinstance(submission_id, str) else None,
+                    "submission_id": _echoed_id(item),
                     "status": "rejected",
                     "errors": [error.as_dict() for error in rejected.errors],
                 }

@@ -4,6 +4,7 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
+from ingest.screening import UnknownFieldLimits
 from terrain_runtime.settings import TerrainSettings
 
 
@@ -30,6 +31,29 @@ class IngestSettings(TerrainSettings):
         description="Bytes of bodies all requests together may hold while being read; past "
         "it requests are shed with 503 (memory stays bounded under a flood of big bodies).",
     )
+    max_drained_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        description="After an early answer (413...), bytes of the body still read and "
+        "dropped so that a client sending it in full reads the answer, not a reset.",
+    )
+    drain_timeout_s: float = Field(
+        default=5.0, description="How long an early answer waits for the rest of a body."
+    )
+    unknown_field_max_depth: int = Field(
+        default=8, ge=1, description="Objects and arrays nested in an unknown field's value."
+    )
+    unknown_field_max_keys: int = Field(default=100, ge=1, description="Keys per object.")
+    unknown_field_max_items: int = Field(default=500, ge=1, description="Items per array.")
+    unknown_field_max_chars: int = Field(
+        default=8000, ge=1, description="Characters per string of an unknown field."
+    )
+    redaction_budget_chars: int = Field(
+        default=200_000,
+        ge=0,
+        description="Characters of digit-heavy text per request searched for phone numbers "
+        "(about 5 us each); past it, digits are masked without a pseudonym. A field day's "
+        "batch of 500 needs a few thousand.",
+    )
     batch_max_items: int = 500
     publish_timeout_s: float = Field(
         default=10.0, description="How long a request waits for Kafka before a 503."
@@ -52,6 +76,14 @@ class IngestSettings(TerrainSettings):
     max_in_flight: int = Field(
         default=256, description="Requests in flight before ingest sheds load with a 503."
     )
+
+    def unknown_field_limits(self) -> UnknownFieldLimits:
+        return UnknownFieldLimits(
+            depth=self.unknown_field_max_depth,
+            keys=self.unknown_field_max_keys,
+            items=self.unknown_field_max_items,
+            string_chars=self.unknown_field_max_chars,
+        )
 
     @model_validator(mode="after")
     def _one_full_batch_fits(self) -> Self:
