@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import stack, stack_env  # noqa: F401 - the services as processes
-from tests.integration.conftest import database_url, namespace, settings_kwargs  # noqa: F401
+from tests.helpers import throwaway_database
+from tests.integration.conftest import namespace, settings_kwargs  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,6 +21,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/reliability/" in str(item.fspath):
             item.add_marker(pytest.mark.reliability)
+
+
+@pytest.fixture
+async def database_url() -> AsyncIterator[str]:
+    """A database per scenario: a notify killed mid-delivery leaves alerts due, and the next
+    scenario's notify would deliver them to its own receivers, where they count as
+    duplicates or strangers."""
+    async with throwaway_database("terrain_reliability") as url:
+        yield url
 
 
 class PrivateBroker:
