@@ -209,7 +209,25 @@ def test_redacting_twice_changes_nothing() -> None:
         "77 123 45 67 ou awa@orange.sn, 98 765 432", region="SN", pseudonymiser=PSEUDONYMS
     )
     assert redact_contacts(once, region="SN", pseudonymiser=PSEUDONYMS) == once
-    assert once.count("[phone:k1:") == 1 and once.count("[email:k1:") == 1
+    # "98 765 432" is no Senegalese number, but it is one of a neighbour market's.
+    assert once.count("[phone:k1:") == 2 and once.count("[email:k1:") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "region", "number", "its_region"),
+    [
+        ("appelez mon frère au 98 765 432", "SN", "98 765 432", "TN"),
+        ("call my cousin in Bamako: 76 12 34 56", "SN", "76 12 34 56", "ML"),
+        ("mon oncle à Abidjan, 07 07 12 34 56", "SN", "07 07 12 34 56", "CI"),
+        ("ligue para o meu irmão em Dakar 77 123 45 67", "GW", "77 123 45 67", "SN"),
+    ],
+)
+def test_a_number_of_another_market_without_its_country_code_is_not_left_in_clear(
+    text: str, region: str, number: str, its_region: str
+) -> None:
+    redacted = redact_contacts(text, region=region, pseudonymiser=PSEUDONYMS)
+    assert number not in redacted and "[phone:k1:" in redacted
+    assert not any(c.isdigit() for c in re.sub(r"\[phone:[^\]]*\]", "", redacted))
 
 
 def test_the_placeholder_is_the_msisdn_join_key() -> None:

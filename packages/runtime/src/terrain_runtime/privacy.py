@@ -27,6 +27,8 @@ from functools import lru_cache
 import phonenumbers
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from terrain_contracts.markets import Market
+
 
 class InvalidPhoneNumber(ValueError):
     """The text is not a phone number we can normalise (the message says why)."""
@@ -78,7 +80,7 @@ _EMAIL_OR_PLACEHOLDER = re.compile(
 # Words that also start ordinary sentences are left out ("le" is the Egyptian pound's
 # abbreviation and the French article of "appelez le 77 ...").
 _CURRENCY_AFTER = re.compile(
-    r"\s*(?:%|fcfa\b|cfa\b|xof\b|xaf\b|gnf\b|fg\b|ar\b|ariary|mga\b|mad\b|dhs?\b|dirhams?|"
+    r"\s*(?:%|f\s?cfa\b|cfa\b|xof\b|xaf\b|gnf\b|fg\b|ar\b|ariary|mga\b|mad\b|dhs?\b|dirhams?|"
     r"dinars?|tnd\b|jod\b|jd\b|egp\b|livres?\b|pounds?\b|leones?\b|sll\b|sle\b|lrd\b|bwp\b|"
     r"pula\b|cdf\b|fc\b|francs?\b|usd\b|eur\b|euros?\b|dollars?\b|[$€£]|جنيه|دينار|درهم)",
     re.IGNORECASE,
@@ -171,6 +173,7 @@ def _redact_phones(
             if not _amount_or_date(text, run.start(), run.end()):  # a large amount is one
                 found += runs.numbers(run.start(), run.end())
         gap_start = end
+    found += _other_markets_numbers(text, found, region, placeholder)
     found.sort()
     pieces: list[str] = []
     last = 0
@@ -182,6 +185,54 @@ def _redact_phones(
         return text
     pieces.append(text[last:])
     return "".join(pieces)
+
+
+# The 17 markets, in the order the fallback below tries them. A customer in Dakar quotes
+# his cousin's Malian number as "76 12 34 56" without the +223: not a possible number in
+# Senegal, so the agent's market alone would leave it in clear.
+_FALLBACK_REGIONS = tuple(market.value for market in Market)
+# Eight digits or more, grouped as people write numbers: the shortest number of the 17
+# markets. Seven-digit runs are left to the agent's market, since amounts written without
+# their currency ("3 500 000") are that long.
+_UNMATCHED_RUN = re.compile(r"(?<!\d)\+?\d(?:[ .\-()/]{0,2}\d){7,13}(?!\d)")
+_FALLBACK_PARSES = 64
+
+
+def _other_markets_numbers(
+    text: str,
+    found: list[tuple[int, int, str | None]],
+    region: str,
+    placeholder: Callable[[phonenumbers.PhoneNumber], str],
+) -> list[tuple[int, int, str | None]]:
+    """Runs of digits the agent's market did not read as a number but another of the 17
+    markets would: a number in clear is worse than a long figure taken for one."""
+    taken = [(start, end) for start, end, _ in found]
+    extra: list[tuple[int, int, str | None]] = []
+    parses_left = _FALLBACK_PARSES
+    for run in _UNMATCHED_RUN.finditer(text):
+        start, end = run.start(), run.end()
+        if any(start < t_end and t_start < end for t_start, t_end in taken):
+            continue
+        if _amount_or_date(text, start, end):
+            continue
+        written = run.group()
+        if written.startswith("00"):
+            written = "+" + written[2:]
+        for other in _FALLBACK_REGIONS:
+            if other == region or parses_left <= 0:
+                continue
+            parses_left -= 1
+            try:
+                number = phonenumbers.parse(written, other)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_possible_number(number):
+                extra.append((start, end, placeholder(number)))
+                break
+        else:
+            if parses_left <= 0:
+                extra.append((start, end, _NOT_SPLIT))
+    return extra
 
 
 def _e164(number: phonenumbers.PhoneNumber) -> str:
