@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,10 +95,23 @@ async def read_json(request: Request, *, limit: int, budget: BodyBudget | None =
             budget.give_back(held)
 
 
+def _parse_int(text: str) -> int | float:
+    # Past Python's limit on digits, int() refuses the text and the whole body would be a
+    # 400 naming no field; as infinity it is refused where it stands, "too large for a
+    # double", like 1e400.
+    limit = sys.get_int_max_str_digits()  # 0: no limit
+    if limit and len(text) - text.startswith("-") > limit:
+        return -math.inf if text.startswith("-") else math.inf
+    return int(text)
+
+
 def _parse(raw: bytes) -> JsonBody:
     try:
         text = raw.decode("utf-8")
-        return JsonBody(json.loads(text, parse_constant=_refuse_constant), may_hold_forbidden(text))
+        return JsonBody(
+            json.loads(text, parse_constant=_refuse_constant, parse_int=_parse_int),
+            may_hold_forbidden(text),
+        )
     except UnicodeDecodeError:
         raise Problem(
             400,

@@ -110,7 +110,9 @@ def validate(
     try:
         submission = FieldSubmission.model_validate(document)
     except ValidationError as error:
-        named = {e.field for e in screened}
+        # A key pydantic cannot read as text fails the whole document, with no field of its
+        # own: screening has named that key already.
+        named = {e.field for e in screened} | ({prefix or "(body)"} if screened else set())
         raise SubmissionRejected(
             _at_most(screened + [e for e in field_errors(error, prefix) if e.field not in named])
         ) from None
