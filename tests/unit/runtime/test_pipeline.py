@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import pytest
+from pydantic import BaseModel
 
-from terrain_contracts.messages import DeadLetterV1, FailureReason
+from terrain_contracts.messages import DeadLetterV1, FailureReason, UnknownSchemaVersion
+from terrain_contracts.topics import SUBMISSIONS_RAW
 from terrain_runtime.dlq import (
     DeadLetterBudget,
     DeadLetterLimitExceeded,
@@ -23,6 +26,8 @@ from terrain_runtime.pipeline import (
     ConsumerPipeline,
     DeadLetters,
     StoreTimes,
+    consumer_pipeline,
+    decode_envelope,
     is_refused,
     refusal_detail,
     store_isolated,
@@ -319,3 +324,125 @@ async def test_pipeline_stores_publishes_and_dead_letters_then_accounts() -> Non
     # Both failures are in one write to failed_submissions, on a pooled connection.
     executed = [sql for connection in pool.connections for sql, _ in connection.executed]
     assert len(executed) == 1 and "terrain.failed_submissions" in executed[0]
+
+
+# -- the decode stage ----------------------------------------------------------------------
+
+
+class Visit(BaseModel):
+    schema_version: int
+    phone: str
+    rating: int
+
+
+def decode_visit(payload: bytes) -> Visit:
+    head = json.loads(payload)
+    if not isinstance(head, dict):
+        raise ValueError("visit must be a JSON object")
+    if head.get("schema_version") != 1:
+        raise UnknownSchemaVersion(f"visit schema_version {head.get('schema_version')!r}")
+    return Visit.model_validate(head)
+
+
+def decode_with(reason: FailureReason, **options: Any) -> Any:
+    def decode(source: SourceRecord) -> tuple[SourceRecord, Visit] | Failure:
+        return decode_envelope(source, decode_visit, lambda r, v: (r, v), reason, **options)
+
+    return decode
+
+
+def test_decode_envelope_wraps_what_the_decoder_read() -> None:
+    source = record(0, b'{"schema_version": 1, "phone": "x", "rating": 3}')
+    assert decode_with(FailureReason.INVALID)(source) == (
+        source,
+        Visit(schema_version=1, phone="x", rating=3),
+    )
+
+
+def test_decode_envelope_keeps_the_unknown_version_apart() -> None:
+    source = record(0, b'{"schema_version": 7}')
+    assert decode_with(FailureReason.INVALID)(source) == Failure(
+        source, FailureReason.UNKNOWN_SCHEMA_VERSION, "visit schema_version 7"
+    )
+
+
+def test_a_record_that_does_not_fit_is_the_given_reason_named_without_its_values() -> None:
+    source = record(0, b'{"schema_version": 1, "phone": 98765432, "rating": "five"}')
+    failure = decode_with(FailureReason.INVALID)(source)
+    assert failure == Failure(
+        source,
+        FailureReason.INVALID,
+        "phone: Input should be a valid string; rating: Input should be a valid integer,"
+        " unable to parse string as an integer",
+    )
+    cut = decode_with(FailureReason.UNDECODABLE, invalid_detail_max=20)(source)
+    assert cut == Failure(source, FailureReason.UNDECODABLE, failure.detail[:20])
+
+
+def test_a_record_no_model_can_read_is_undecodable_by_default_or_as_the_service_says() -> None:
+    source = record(0, b"[1]")
+    assert decode_with(FailureReason.INVALID)(source) == Failure(
+        source, FailureReason.UNDECODABLE, "ValueError: visit must be a JSON object"
+    )
+
+    def unreadable(r: SourceRecord, error: BaseException) -> Failure:
+        return Failure(r, FailureReason.UNDECODABLE, f"unreadable: {error}")
+
+    assert decode_with(FailureReason.INVALID, unreadable=unreadable)(source) == Failure(
+        source, FailureReason.UNDECODABLE, "unreadable: visit must be a JSON object"
+    )
+
+
+# -- a service's pipeline from its settings -------------------------------------------------
+
+
+@dataclass
+class Settings:
+    group_id: str = "ns.terrain-enrich"
+    store_retry_max_s: float = 0.01
+    dlq_max_consecutive: int = 2
+    dlq_max_ratio: float = 1.0
+    dlq_window: int = 100
+
+    def topic(self, base: Any) -> str:
+        name: str = base.name("ns.")
+        return name
+
+
+async def test_consumer_pipeline_takes_group_dead_letter_topic_and_limit_from_settings() -> None:
+    producer = Producer()
+
+    async def nothing(rows: Sequence[Any]) -> tuple[list[Any], list[Failure]]:
+        return [], []
+
+    async def store(connection: Any, rows: Sequence[Any]) -> tuple[list[Any], list[Failure]]:
+        return [], []
+
+    async def published(stored: list[Any], times: StoreTimes) -> list[Awaitable[object]]:
+        return []
+
+    pipeline: ConsumerPipeline[dict[str, Any], Any, Any] = consumer_pipeline(
+        Settings(),
+        service="enrich",
+        service_version="1",
+        source=SUBMISSIONS_RAW,
+        pool=FlakyPool(failures=0),
+        producer=producer,
+        decode=decode,
+        process=nothing,
+        store=store,
+        rejected=lambda row, detail: Failure(record(0), FailureReason.STORE_REJECTED, detail),
+        publish=published,
+    )
+    stage = pipeline.dead_letters
+    assert (stage.consumer_group, stage.topic, stage.source_topic_id) == (
+        "ns.terrain-enrich",
+        "ns.terrain.deadletter.v1",
+        "submissions_raw",
+    )
+    assert pipeline.retry_max_s == 0.01
+    await pipeline.run([record(0, b"junk"), record(1, b"junk")])
+    assert [topic for topic, *_ in producer.sent] == [stage.topic, stage.topic]
+    # The budget is the pipeline's own, across batches: a third failure in a row stops it.
+    with pytest.raises(DeadLetterLimitExceeded):
+        await pipeline.run([record(2, b"junk")])

@@ -34,8 +34,11 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import asyncpg
+from pydantic import ValidationError
 
-from terrain_contracts.messages import FailureReason
+from terrain_contracts.messages import FailureReason, UnknownSchemaVersion
+from terrain_contracts.topics import DEAD_LETTERS as DEAD_LETTER_TOPIC
+from terrain_contracts.topics import TopicSpec
 from terrain_runtime.db import TRANSIENT_DB_ERRORS, Connection
 from terrain_runtime.dlq import (
     DeadLetterBudget,
@@ -50,6 +53,7 @@ from terrain_runtime.metrics import DEAD_LETTERS, RECORDS_PROCESSED
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+EnvelopeT = TypeVar("EnvelopeT")
 DecodedT = TypeVar("DecodedT")
 RowT = TypeVar("RowT")
 StoredT = TypeVar("StoredT")
@@ -281,3 +285,100 @@ class ConsumerPipeline(Generic[DecodedT, RowT, StoredT]):
 def undecodable(record: SourceRecord, error: BaseException) -> Failure:
     """A record no model can read: its error's type and message, at most 500 characters."""
     return Failure(record, FailureReason.UNDECODABLE, f"{type(error).__name__}: {error}"[:500])
+
+
+def decode_envelope(
+    record: SourceRecord,
+    decoder: Callable[[bytes], EnvelopeT],
+    wrap: Callable[[SourceRecord, EnvelopeT], DecodedT],
+    invalid_reason: FailureReason,
+    *,
+    invalid_detail_max: int | None = None,
+    unreadable: Callable[[SourceRecord, BaseException], Failure] = undecodable,
+) -> DecodedT | Failure:
+    """The decode stage of a consumer: ``wrap(record, decoder(record.value))``, or the
+    record's ``Failure``. A version the decoder does not know is UNKNOWN_SCHEMA_VERSION; a
+    record that does not fit the model is ``invalid_reason``, its detail each error's
+    ``loc: msg`` (never the input: it may hold a phone number, and the detail is shown to
+    SREs and kept for months), cut at ``invalid_detail_max``; anything else the decoder
+    raises on (not JSON, not an object, nested too deep) is ``unreadable``'s.
+
+    One call and a try per record: nothing on enrich's hot path beyond that."""
+    try:
+        return wrap(record, decoder(record.value))
+    except UnknownSchemaVersion as error:
+        return Failure(record, FailureReason.UNKNOWN_SCHEMA_VERSION, str(error))
+    except ValidationError as error:
+        detail = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+            for e in error.errors(include_url=False, include_input=False)
+        )
+        return Failure(record, invalid_reason, detail[:invalid_detail_max])
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        return unreadable(record, error)
+
+
+class ConsumerSettings(Protocol):
+    """What the pipeline takes from a consumer service's settings (EnrichSettings,
+    NotifySettings): its group, its retry ceiling and its dead-letter limit."""
+
+    @property
+    def group_id(self) -> str: ...
+
+    @property
+    def store_retry_max_s(self) -> float: ...
+
+    @property
+    def dlq_max_consecutive(self) -> int: ...
+
+    @property
+    def dlq_max_ratio(self) -> float: ...
+
+    @property
+    def dlq_window(self) -> int: ...
+
+    def topic(self, base: Any) -> str: ...
+
+
+def consumer_pipeline(
+    settings: ConsumerSettings,
+    *,
+    service: str,
+    service_version: str,
+    source: TopicSpec,
+    pool: Database,
+    producer: Producer,
+    decode: Callable[[SourceRecord], DecodedT | Failure],
+    process: Callable[[list[DecodedT]], Awaitable[tuple[list[RowT], list[Failure]]]],
+    store: Callable[[Connection, Sequence[RowT]], Awaitable[tuple[list[StoredT], list[Failure]]]],
+    rejected: Callable[[RowT, str], Failure],
+    publish: Callable[[list[StoredT], StoreTimes], Awaitable[list[Awaitable[object]]]],
+) -> ConsumerPipeline[DecodedT, RowT, StoredT]:
+    """A service's pipeline on its ``source`` topic: its stages, and what every consumer
+    derives alike from its settings (the retry ceiling, the dead-letter topic of its
+    namespace, its group in each dead letter, a budget of its own limits). The budget lives
+    as long as the pipeline: one per process, counting across batches."""
+    return ConsumerPipeline(
+        service=service,
+        service_version=service_version,
+        pool=pool,
+        retry_max_s=settings.store_retry_max_s,
+        decode=decode,
+        process=process,
+        store=store,
+        rejected=rejected,
+        publish=publish,
+        dead_letters=DeadLetters(
+            service=service,
+            service_version=service_version,
+            consumer_group=settings.group_id,
+            topic=settings.topic(DEAD_LETTER_TOPIC),
+            producer=producer,
+            budget=DeadLetterBudget(
+                max_consecutive=settings.dlq_max_consecutive,
+                max_ratio=settings.dlq_max_ratio,
+                window=settings.dlq_window,
+            ),
+            source_topic_id=source.id,
+        ),
+    )

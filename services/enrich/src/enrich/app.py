@@ -14,9 +14,9 @@ from enrich.geo import load_gazetteer
 from enrich.handlers import SERVICE, EnrichRuntime, process_batch
 from enrich.segments import SegmentCache
 from enrich.settings import EnrichSettings
-from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED, SUBMISSIONS_RAW
+from terrain_contracts.topics import SUBMISSIONS_ENRICHED, SUBMISSIONS_RAW
 from terrain_runtime.db import create_pool
-from terrain_runtime.dlq import DeadLetterBudget, DeadLetterLimitExceeded
+from terrain_runtime.dlq import DeadLetterLimitExceeded
 from terrain_runtime.kafka import (
     batch_subscriber,
     make_broker,
@@ -68,13 +68,7 @@ def create_app(settings: EnrichSettings | None = None) -> FastStream:
             settings=settings,
             producer=producer,
             pool=pool,
-            budget=DeadLetterBudget(
-                max_consecutive=settings.dlq_max_consecutive,
-                max_ratio=settings.dlq_max_ratio,
-                window=settings.dlq_window,
-            ),
             enriched_topic=settings.topic(SUBMISSIONS_ENRICHED),
-            dead_letter_topic=settings.topic(DEAD_LETTERS),
             gazetteer=gazetteer,
             segments=SegmentCache(
                 max_entries=settings.segment_cache_entries, ttl_s=settings.segment_cache_ttl_s

@@ -28,11 +28,16 @@ from enrich.settings import EnrichSettings
 from terrain_contracts.messages import SubmissionStoredV1
 from terrain_contracts.topics import SUBMISSIONS_RAW
 from terrain_runtime.db import Connection
-from terrain_runtime.dlq import DeadLetterBudget, Failure, SourceRecord
+from terrain_runtime.dlq import Failure, SourceRecord
 from terrain_runtime.kafka import DurableProducer
 from terrain_runtime.metrics import END_TO_END_LATENCY as STORE_LATENCY
 from terrain_runtime.metrics import RECORDS_PROCESSED
-from terrain_runtime.pipeline import ConsumerPipeline, DeadLetters, StoreTimes, with_db_retry
+from terrain_runtime.pipeline import (
+    ConsumerPipeline,
+    StoreTimes,
+    consumer_pipeline,
+    with_db_retry,
+)
 from terrain_runtime.tracing import context_from_headers, headers_for, submission_attributes
 
 log = logging.getLogger(__name__)
@@ -49,9 +54,7 @@ class EnrichRuntime:
     # enrich's CPU per record.
     producer: DurableProducer
     pool: asyncpg.Pool
-    budget: DeadLetterBudget
     enriched_topic: str
-    dead_letter_topic: str
     gazetteer: Gazetteer
     segments: SegmentCache
     pipeline: ConsumerPipeline[Decoded, SubmissionRow, tuple[SubmissionRow, Stored]] = field(
@@ -59,25 +62,18 @@ class EnrichRuntime:
     )
 
     def __post_init__(self) -> None:
-        self.pipeline = ConsumerPipeline(
+        self.pipeline = consumer_pipeline(
+            self.settings,
             service=SERVICE,
             service_version=__version__,
+            source=SUBMISSIONS_RAW,
             pool=self.pool,
-            retry_max_s=self.settings.store_retry_max_s,
+            producer=self.producer,
             decode=decode,
             process=self._enrich,
             store=_store,
             rejected=store_rejected,
             publish=self._publish,
-            dead_letters=DeadLetters(
-                service=SERVICE,
-                service_version=__version__,
-                consumer_group=self.settings.group_id,
-                topic=self.dead_letter_topic,
-                producer=self.producer,
-                budget=self.budget,
-                source_topic_id=SUBMISSIONS_RAW.id,
-            ),
         )
 
     async def _enrich(self, decoded: list[Decoded]) -> tuple[list[SubmissionRow], list[Failure]]:

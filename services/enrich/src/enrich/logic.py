@@ -14,8 +14,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID
 
-from pydantic import ValidationError
-
 from enrich.geo import Gazetteer, locate_batch
 from enrich.segments import SegmentRecord, customer_segment
 from enrich.text import LEXICON_VERSION, detect_language, detect_signals
@@ -24,10 +22,10 @@ from terrain_contracts.messages import (
     FailureReason,
     PseudonymisedSubmission,
     SubmissionReceivedV1,
-    UnknownSchemaVersion,
     decode_raw_submission,
 )
 from terrain_runtime.dlq import Failure, SourceRecord
+from terrain_runtime.pipeline import decode_envelope
 
 # Bumped with any change of what enrichment computes (the lexicon has its own version).
 ENRICHER_VERSION = f"2+lexicon.{LEXICON_VERSION}"
@@ -40,18 +38,15 @@ class Decoded:
 
 
 def decode(record: SourceRecord) -> Decoded | Failure:
-    try:
-        return Decoded(record, decode_raw_submission(record.value))
-    except UnknownSchemaVersion as error:
-        return Failure(record, FailureReason.UNKNOWN_SCHEMA_VERSION, str(error))
-    except ValidationError as error:
-        detail = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-            for e in error.errors(include_url=False, include_input=False)
-        )
-        return Failure(record, FailureReason.INVALID, detail)
-    except (ValueError, UnicodeDecodeError, RecursionError) as error:
-        return Failure(record, FailureReason.UNDECODABLE, f"not a JSON object: {error}"[:500])
+    """A raw record as enrich reads it: one the field app sent that does not fit the
+    contract is INVALID (its mistake, kept for its team)."""
+    return decode_envelope(
+        record, decode_raw_submission, Decoded, FailureReason.INVALID, unreadable=_not_json
+    )
+
+
+def _not_json(record: SourceRecord, error: BaseException) -> Failure:
+    return Failure(record, FailureReason.UNDECODABLE, f"not a JSON object: {error}"[:500])
 
 
 # How the app sent a visit, not what the agent recorded: stamped anew (sent_at) or updated

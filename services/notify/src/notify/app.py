@@ -30,9 +30,9 @@ from notify.rules import load_ruleset
 from notify.sender import Sender, every
 from notify.settings import NotifySettings
 from notify.web import create_web_app
-from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED
+from terrain_contracts.topics import SUBMISSIONS_ENRICHED
 from terrain_runtime.db import create_pool
-from terrain_runtime.dlq import DeadLetterBudget, DeadLetterLimitExceeded
+from terrain_runtime.dlq import DeadLetterLimitExceeded
 from terrain_runtime.kafka import (
     batch_subscriber,
     make_broker,
@@ -161,12 +161,6 @@ def create_app(
             pool=pool,
             ruleset=ruleset,
             producer=producer,
-            dead_letter_topic=settings.topic(DEAD_LETTERS),
-            budget=DeadLetterBudget(
-                max_consecutive=settings.dlq_max_consecutive,
-                max_ratio=settings.dlq_max_ratio,
-                window=settings.dlq_window,
-            ),
         )
         state["runtime"] = runtime
         sealer = settings.sealer()

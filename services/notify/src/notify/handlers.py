@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from opentelemetry import trace
-from pydantic import ValidationError
 
 from notify import __version__
 from notify.logic import decide
@@ -28,19 +27,18 @@ from notify.settings import NotifySettings
 from terrain_contracts.messages import (
     FailureReason,
     SubmissionStoredV1,
-    UnknownSchemaVersion,
     decode_stored_submission,
 )
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED
 from terrain_runtime.db import Connection
-from terrain_runtime.dlq import DeadLetterBudget, Failure, SourceRecord
+from terrain_runtime.dlq import Failure, SourceRecord
 from terrain_runtime.metrics import RECORDS_PROCESSED
 from terrain_runtime.pipeline import (
     ConsumerPipeline,
-    DeadLetters,
     Producer,
     StoreTimes,
-    undecodable,
+    consumer_pipeline,
+    decode_envelope,
 )
 from terrain_runtime.tracing import (
     context_from_headers,
@@ -70,22 +68,17 @@ class PendingAlert:
 
 
 def decode(record: SourceRecord) -> Received | Failure:
-    # Enrich only publishes what it validated: a bad record here is a bug or a foreign
-    # producer. It goes to the dead letters with its position, and the stream goes on.
-    try:
-        return Received(record, decode_stored_submission(record.value))
-    except UnknownSchemaVersion as error:
-        return Failure(record, FailureReason.UNKNOWN_SCHEMA_VERSION, str(error))
-    except ValidationError as error:
-        detail = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-            for e in error.errors(include_url=False, include_input=False)
-        )
-        # Undecodable rather than invalid: what enrich publishes it validated, so a record
-        # that does not fit the model is not a field app's mistake.
-        return Failure(record, FailureReason.UNDECODABLE, detail[:2000])
-    except (ValueError, UnicodeDecodeError, RecursionError) as error:
-        return undecodable(record, error)
+    """An enriched record as notify reads it. Enrich only publishes what it validated: a
+    record that does not fit the model is a bug or a foreign producer, so UNDECODABLE
+    rather than INVALID (no field app's mistake). It goes to the dead letters with its
+    position, and the stream goes on."""
+    return decode_envelope(
+        record,
+        decode_stored_submission,
+        Received,
+        FailureReason.UNDECODABLE,
+        invalid_detail_max=2000,
+    )
 
 
 def decide_alerts(
@@ -171,31 +164,22 @@ class NotifyRuntime:
     pool: asyncpg.Pool
     ruleset: RuleSet
     producer: Producer
-    dead_letter_topic: str
-    budget: DeadLetterBudget
     wake_sender: asyncio.Event = field(default_factory=asyncio.Event)
     pipeline: ConsumerPipeline[Received, PendingAlert, int] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.pipeline = ConsumerPipeline(
+        self.pipeline = consumer_pipeline(
+            self.settings,
             service=SERVICE,
             service_version=__version__,
+            source=SUBMISSIONS_ENRICHED,
             pool=self.pool,
-            retry_max_s=self.settings.store_retry_max_s,
+            producer=self.producer,
             decode=decode,
             process=self._decide,
             store=write_outbox,
             rejected=outbox_rejected,
             publish=self._wake,
-            dead_letters=DeadLetters(
-                service=SERVICE,
-                service_version=__version__,
-                consumer_group=self.settings.group_id,
-                topic=self.dead_letter_topic,
-                producer=self.producer,
-                budget=self.budget,
-                source_topic_id=SUBMISSIONS_ENRICHED.id,
-            ),
         )
 
     async def _decide(self, received: list[Received]) -> tuple[list[PendingAlert], list[Failure]]:
