@@ -398,6 +398,8 @@ def test_a_record_no_model_can_read_is_undecodable_by_default_or_as_the_service_
 
 @dataclass
 class Settings:
+    kafka_bootstrap_servers: str = "kafka:9092"
+    consumer_lag_interval_s: float = 5.0
     group_id: str = "ns.terrain-enrich"
     store_retry_max_s: float = 0.01
     dlq_max_consecutive: int = 2

@@ -26,9 +26,10 @@ from typing import TypeAlias
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from terrain_contracts.topics import TopicSpec
 from terrain_runtime.kafka import topic_id
 from terrain_runtime.metrics import CONSUMER_COMMIT_AGE, CONSUMER_LAG
-from terrain_runtime.settings import TerrainSettings
+from terrain_runtime.settings import ConsumerSettings
 
 log = logging.getLogger(__name__)
 
@@ -261,14 +262,16 @@ class ConsumerLagMonitor:
 
 
 def consumer_lag_monitor(
-    settings: TerrainSettings, *, service: str, group_id: str, topics: Sequence[str]
+    settings: ConsumerSettings, *, service: str, source: TopicSpec
 ) -> ConsumerLagMonitor:
-    """The monitor of one consumer group, reading Kafka with clients of its own."""
+    """The monitor of the service's group on its ``source`` topic, reading Kafka with
+    clients of its own: lag from the group's committed offsets, measured whether batches
+    succeed or not."""
     interval_s = settings.consumer_lag_interval_s
     offsets = GroupOffsets(
         bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=group_id,
-        topics=topics,
+        group_id=settings.group_id,
+        topics=[settings.topic(source)],
         # A tick that hangs must not hide the next ones for long.
         timeout_s=max(5.0, 2 * interval_s),
     )

@@ -49,6 +49,7 @@ from terrain_runtime.dlq import (
     store_failures,
 )
 from terrain_runtime.metrics import DEAD_LETTERS, RECORDS_PROCESSED
+from terrain_runtime.settings import ConsumerSettings
 
 log = logging.getLogger(__name__)
 
@@ -316,28 +317,6 @@ def decode_envelope(
         return Failure(record, invalid_reason, detail[:invalid_detail_max])
     except (ValueError, UnicodeDecodeError, RecursionError) as error:
         return unreadable(record, error)
-
-
-class ConsumerSettings(Protocol):
-    """What the pipeline takes from a consumer service's settings (EnrichSettings,
-    NotifySettings): its group, its retry ceiling and its dead-letter limit."""
-
-    @property
-    def group_id(self) -> str: ...
-
-    @property
-    def store_retry_max_s(self) -> float: ...
-
-    @property
-    def dlq_max_consecutive(self) -> int: ...
-
-    @property
-    def dlq_max_ratio(self) -> float: ...
-
-    @property
-    def dlq_window(self) -> int: ...
-
-    def topic(self, base: Any) -> str: ...
 
 
 def consumer_pipeline(

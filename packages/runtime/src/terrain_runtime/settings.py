@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 from enum import StrEnum
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -119,6 +119,35 @@ class TerrainSettings(BaseSettings):
         """Name of a registry topic in this deployment's namespace."""
         name: str = base.name(self.topic_namespace)
         return name
+
+
+class ConsumerSettings(Protocol):
+    """What the shared consumer machinery (the pipeline, the lag monitor) reads of a
+    consumer service's settings, EnrichSettings or NotifySettings: its broker, group,
+    topics, retry ceiling and dead-letter limit."""
+
+    @property
+    def kafka_bootstrap_servers(self) -> str: ...
+
+    @property
+    def consumer_lag_interval_s(self) -> float: ...
+
+    @property
+    def group_id(self) -> str: ...
+
+    @property
+    def store_retry_max_s(self) -> float: ...
+
+    @property
+    def dlq_max_consecutive(self) -> int: ...
+
+    @property
+    def dlq_max_ratio(self) -> float: ...
+
+    @property
+    def dlq_window(self) -> int: ...
+
+    def topic(self, base: Any) -> str: ...
 
 
 def _password_of(url: str) -> str:

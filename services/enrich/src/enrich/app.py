@@ -74,13 +74,7 @@ def create_app(settings: EnrichSettings | None = None) -> FastStream:
                 max_entries=settings.segment_cache_entries, ttl_s=settings.segment_cache_ttl_s
             ),
         )
-        # Lag from the group's committed offsets, measured whether batches succeed or not.
-        lag_monitor = consumer_lag_monitor(
-            settings,
-            service=SERVICE,
-            group_id=settings.group_id,
-            topics=[settings.topic(SUBMISSIONS_RAW)],
-        )
+        lag_monitor = consumer_lag_monitor(settings, service=SERVICE, source=SUBMISSIONS_RAW)
         lag_monitor.start()
         try:
             yield

@@ -210,13 +210,7 @@ def create_app(
         ]
         for task in tasks:
             task.add_done_callback(_report_death)
-        # Lag from the group's committed offsets, measured whether batches succeed or not.
-        lag_monitor = consumer_lag_monitor(
-            settings,
-            service=SERVICE,
-            group_id=settings.group_id,
-            topics=[settings.topic(SUBMISSIONS_ENRICHED)],
-        )
+        lag_monitor = consumer_lag_monitor(settings, service=SERVICE, source=SUBMISSIONS_ENRICHED)
         lag_monitor.start()
         log.info("rule set %s loaded; ack page on port %d", ruleset.version, settings.http_port)
         try:
