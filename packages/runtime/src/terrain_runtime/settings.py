@@ -126,26 +126,15 @@ class ConsumerSettings(Protocol):
     consumer service's settings, EnrichSettings or NotifySettings: its broker, group,
     topics, retry ceiling and dead-letter limit."""
 
-    @property
-    def kafka_bootstrap_servers(self) -> str: ...
-
-    @property
-    def consumer_lag_interval_s(self) -> float: ...
+    kafka_bootstrap_servers: str
+    consumer_lag_interval_s: float
+    store_retry_max_s: float
+    dlq_max_consecutive: int
+    dlq_max_ratio: float
+    dlq_window: int
 
     @property
     def group_id(self) -> str: ...
-
-    @property
-    def store_retry_max_s(self) -> float: ...
-
-    @property
-    def dlq_max_consecutive(self) -> int: ...
-
-    @property
-    def dlq_max_ratio(self) -> float: ...
-
-    @property
-    def dlq_window(self) -> int: ...
 
     def topic(self, base: Any) -> str: ...
 
