@@ -183,6 +183,23 @@ async def produce(topic: str, values: Sequence[tuple[bytes | None, bytes]]) -> N
         await producer.stop()
 
 
+async def produce_junk(topic: str, count: int) -> None:
+    """``count`` records that no consumer can decode (not even UTF-8), keyed junk0, junk1..."""
+    await produce(topic, [(f"junk{i}".encode(), b"\xff not json") for i in range(count)])
+
+
+async def until_it_stops(app: FastStream, *, timeout_s: float = 60) -> None:
+    """Run a FastStream app until it exits on its own (its dead-letter limit, say); if it
+    has not within ``timeout_s``, stop it and fail."""
+    task = asyncio.create_task(app.run(sleep_time=0.02))
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout=timeout_s)
+    finally:
+        if not task.done():
+            app.exit()
+            await asyncio.wait_for(task, timeout=30)
+
+
 @contextlib.asynccontextmanager
 async def running(app: FastStream) -> AsyncIterator[FastStream]:
     """Run a FastStream app in this event loop until the block ends, then drain it."""

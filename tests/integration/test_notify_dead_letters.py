@@ -4,7 +4,6 @@ goes on; a notify that fails on everything stops under its own dead-letter limit
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -16,7 +15,15 @@ from notify.repository import add_manager
 from terrain_contracts.messages import DeadLetterV1
 from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED
 from tests.factories import field_submission, stored_record
-from tests.helpers import WebhookSink, eventually, fetchval, produce, running
+from tests.helpers import (
+    WebhookSink,
+    eventually,
+    fetchval,
+    produce,
+    produce_junk,
+    running,
+    until_it_stops,
+)
 from tests.integration.notify_support import notify_settings
 
 SECRET = "appelez mon frere au 98 765 432"
@@ -110,16 +117,11 @@ async def test_notify_has_its_own_dead_letter_limit(
     settings_kwargs: dict[str, Any], namespace: str, database_url: str
 ) -> None:
     topic = SUBMISSIONS_ENRICHED.name(namespace)
-    await produce(topic, [(f"junk{i}".encode(), b"\xff not json") for i in range(40)])
-    app = create_app(notify_settings(settings_kwargs, dlq_max_consecutive=10, dlq_window=20))
-    task = asyncio.create_task(app.run(sleep_time=0.02))
-    try:
-        # Nobody asks it to stop: the dead-letter budget does.
-        await asyncio.wait_for(asyncio.shield(task), timeout=60)
-    finally:
-        if not task.done():
-            app.exit()
-            await asyncio.wait_for(task, timeout=30)
+    await produce_junk(topic, 40)
+    # Nobody asks it to stop: the dead-letter budget does.
+    await until_it_stops(
+        create_app(notify_settings(settings_kwargs, dlq_max_consecutive=10, dlq_window=20))
+    )
     failed = await fetchval(
         database_url,
         "SELECT count(*) FROM terrain.failed_submissions"
