@@ -179,6 +179,29 @@ async def test_a_webhook_refusing_until_the_sender_gives_up_makes_the_alert_unro
     assert f"HTTP {status}" in output  # each failed attempt, under its alert
 
 
+async def test_an_alert_due_for_a_manager_deactivated_meanwhile_is_not_sent_to_them(
+    settings_kwargs: dict[str, Any], namespace: str, database_url: str, directory: Any
+) -> None:
+    before = unroutable_count("CF", "all_channels_failed")
+    with WebhookSink(status=503) as hooks:
+        settings = notify_settings(settings_kwargs, retry_base_s=1.0, max_attempts=5)
+        manager = await add(directory, settings, market="CF", name="Left", webhook=hooks.url("/cf"))
+        urgent = submission("CF", feedback__urgent=True)
+        await produce(SUBMISSIONS_ENRICHED.name(namespace), [stored_record(urgent)])
+        async with running(create_app(settings)):
+            await until(lambda: len(hooks.bodies("/cf")) == 1)
+            # The first attempt failed for a moment; before the retry the manager leaves.
+            await directory.execute(
+                "UPDATE terrain.managers SET active = false WHERE manager_id = $1", manager
+            )
+            await until_rows(database_url, urgent["submission_id"])
+    assert len(hooks.bodies("/cf")) == 1  # the retry never went out
+    (row,) = await unroutable_rows(database_url, urgent["submission_id"])
+    assert row["reason"] == "all_channels_failed" and row["market"] == "CF"
+    assert unroutable_count("CF", "all_channels_failed") == before + 1
+    assert await until_statuses(database_url, urgent["submission_id"], 1) == ["failed"]
+
+
 async def test_one_recipient_failing_while_another_received_it_is_not_unroutable(
     settings_kwargs: dict[str, Any], namespace: str, database_url: str, directory: Any
 ) -> None:

@@ -89,7 +89,8 @@ WHERE m.manager_id = a.manager_id
       FOR UPDATE SKIP LOCKED)
 RETURNING a.alert_id, a.submission_id, a.rule_id, a.severity, a.market, a.attempts,
           a.payload, a.received_at, a.channels_done, a.throttle_counted_at IS NOT NULL AS counted,
-          m.manager_id, m.webhook_url, m.email, m.sms_sealed, m.language, a.trace_context
+          m.manager_id, m.webhook_url, m.email, m.sms_sealed, m.language, a.trace_context,
+          m.active AS manager_active
 """
 
 
@@ -162,6 +163,8 @@ class DueAlert:
     language: str
     # W3C context of the submission's trace: deliveries are spans of that trace.
     trace_context: dict[str, str] | None = None
+    # False when the manager was deactivated after the alert was written for them.
+    manager_active: bool = True
 
 
 @asynccontextmanager
@@ -245,6 +248,7 @@ async def claim_due(
             sms_sealed=row["sms_sealed"],
             language=row["language"],
             trace_context=json.loads(row["trace_context"]) if row["trace_context"] else None,
+            manager_active=row["manager_active"],
         )
         for row in rows
     ]

@@ -207,6 +207,11 @@ class Sender:
 
     async def _deliver_once(self, alert: DueAlert) -> None:
         settings = self._settings
+        if not alert.manager_active:
+            # Someone who left holds no customer's complaint: the alert is not sent, and
+            # if nobody else of its ladder got it, it is recorded as unroutable.
+            await self._give_up(alert, "manager deactivated before delivery")
+            return
         if alert.severity == "P2" and alert.rule_id != "digest" and not alert.throttle_counted:
             admitted = await admit_p2(
                 connection=self._pool,
@@ -223,15 +228,7 @@ class Sender:
         todo = [c for c in reachable if c.name not in alert.channels_done]
         if not reachable:
             # A channel this deployment does not run (email without SMTP, SMS of a P2).
-            recorded = await record_delivery(
-                connection=self._pool,
-                alert_id=alert.alert_id,
-                attempt=alert.attempt,
-                results=[ChannelResult("none", False, "manager has no reachable channel")],
-                outcome="failed",
-            )
-            if recorded.unroutable is not None:
-                report_unroutable(recorded.unroutable)
+            await self._give_up(alert, "manager has no reachable channel")
             return
         body = self._body(alert)
         with span_in(
@@ -277,6 +274,17 @@ class Sender:
         if recorded.delivered_at is not None and alert.rule_id != "digest":
             latency = (recorded.delivered_at - alert.received_at).total_seconds()
             ALERT_LATENCY.labels(alert.severity).observe(max(latency, 0.0))
+
+    async def _give_up(self, alert: DueAlert, reason: str) -> None:
+        recorded = await record_delivery(
+            connection=self._pool,
+            alert_id=alert.alert_id,
+            attempt=alert.attempt,
+            results=[ChannelResult("none", False, reason)],
+            outcome="failed",
+        )
+        if recorded.unroutable is not None:
+            report_unroutable(recorded.unroutable)
 
     async def _try(
         self, channel: Channel, recipient: Recipient, body: dict[str, Any]
