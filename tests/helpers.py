@@ -318,6 +318,16 @@ class WebhookSink:
         )
 
 
+def notify_receivers_env(smtp: SmtpSink, sms_gateway: WebhookSink) -> dict[str, str]:
+    """What the stack's notify needs to send its emails to ``smtp`` and its SMS through
+    ``sms_gateway``: the e2e and reliability tests count every alert at these receivers."""
+    return {
+        "NOTIFY__TERRAIN_SMTP_HOST": "127.0.0.1",
+        "NOTIFY__TERRAIN_SMTP_PORT": str(smtp.port),
+        "NOTIFY__TERRAIN_SMS_GATEWAY_URL": sms_gateway.url("/sms"),
+    }
+
+
 class SmtpSink:
     """A real SMTP server (aiosmtpd) on loopback that keeps every message it accepts."""
 

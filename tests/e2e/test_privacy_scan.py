@@ -28,6 +28,7 @@ from tests.helpers import (
     database_text,
     emails_in,
     national_numbers,
+    notify_receivers_env,
     phone_numbers_in,
     topics_text,
 )
@@ -124,11 +125,7 @@ def smtp() -> Iterator[SmtpSink]:
 
 @pytest.fixture
 def stack_env(sms_gateway: WebhookSink, smtp: SmtpSink) -> dict[str, str]:
-    return {
-        "NOTIFY__TERRAIN_SMTP_HOST": "127.0.0.1",
-        "NOTIFY__TERRAIN_SMTP_PORT": str(smtp.port),
-        "NOTIFY__TERRAIN_SMS_GATEWAY_URL": sms_gateway.url("/sms"),
-    }
+    return notify_receivers_env(smtp, sms_gateway)
 
 
 async def test_no_phone_number_or_email_in_clear_anywhere_after_a_whole_stack_run(

@@ -38,6 +38,7 @@ from tests.helpers import (
     database_text,
     local_service,
     national_numbers,
+    notify_receivers_env,
     phone_numbers_in,
     produce,
     topics_text,
@@ -62,11 +63,7 @@ def receivers() -> Iterator[Receivers]:
 
 @pytest.fixture
 def stack_env(receivers: Receivers) -> dict[str, str]:
-    return {
-        "NOTIFY__TERRAIN_SMTP_HOST": "127.0.0.1",
-        "NOTIFY__TERRAIN_SMTP_PORT": str(receivers.smtp.port),
-        "NOTIFY__TERRAIN_SMS_GATEWAY_URL": receivers.sms.url("/sms"),
-    }
+    return notify_receivers_env(receivers.smtp, receivers.sms)
 
 
 # `make soak` runs each scenario with SCALE times the visits (and kills); CI runs SCALE 1.

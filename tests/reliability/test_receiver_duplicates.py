@@ -28,7 +28,7 @@ import pytest
 from terrain_simulator.generator import DayOptions
 from terrain_simulator.simulate import simulate
 from tests.e2e.conftest import LOG_DIR, Stack
-from tests.helpers import SmtpSink, WebhookSink, country_managers
+from tests.helpers import SmtpSink, WebhookSink, country_managers, notify_receivers_env
 
 SCALE = int(os.environ.get("TERRAIN_FAULT_SCALE", "1"))
 KILLS = 8 * SCALE
@@ -54,9 +54,7 @@ def smtp() -> Iterator[SmtpSink]:
 @pytest.fixture
 def stack_env(sms_gateway: WebhookSink, smtp: SmtpSink) -> dict[str, str]:
     return {
-        "NOTIFY__TERRAIN_SMTP_HOST": "127.0.0.1",
-        "NOTIFY__TERRAIN_SMTP_PORT": str(smtp.port),
-        "NOTIFY__TERRAIN_SMS_GATEWAY_URL": sms_gateway.url("/sms"),
+        **notify_receivers_env(smtp, sms_gateway),
         # A killed sender's claims come back after the lease: short, so the day settles.
         "NOTIFY__TERRAIN_SENDER_LEASE_S": "3",
         "NOTIFY__TERRAIN_RETRY_BASE_S": "0.2",
