@@ -123,9 +123,6 @@ async def verify(
     ):
         managers[row["market"]].add(str(row["manager_id"]))
     urgent_ids = [v.submission_id for v in visits if v.urgent and v.submission_id in stored]
-    expected_alerts = sum(
-        len(managers[v.market.value]) for v in visits if v.urgent and v.submission_id in stored
-    )
     alert_sql = """
         SELECT a.submission_id, a.manager_id, a.rule_id, a.market, a.status,
                m.market AS manager_market,
@@ -135,13 +132,25 @@ async def verify(
         FROM terrain.alerts a JOIN terrain.managers m USING (manager_id)
         WHERE a.submission_id = ANY($1::uuid[])
     """
+    # Each urgent visit's own managers, not a total: alerts on several rules of one visit
+    # could make up for another visit's missing ones.
+    awaited = {
+        (v.submission_id, m)
+        for v in visits
+        if v.urgent and v.submission_id in stored
+        for m in managers[v.market.value]
+    }
     deadline = time.monotonic() + alert_settle_s
     while True:
         rows = []
         for chunk in _chunks(urgent_ids):
             rows.extend(await connection.fetch(alert_sql, chunk))
-        delivered = sum(1 for r in rows if r["status"] == "delivered")
-        if delivered >= expected_alerts or time.monotonic() > deadline:
+        reached = {
+            (str(r["submission_id"]), str(r["manager_id"]))
+            for r in rows
+            if r["status"] == "delivered"
+        }
+        if awaited <= reached or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.5)
 

@@ -20,8 +20,10 @@ class EnrichSettings(TerrainSettings):
     segment_cache_ttl_s: float = Field(
         default=300.0, ge=0, description="How soon a new segment import is seen."
     )
+    # Short: once PostgreSQL is back, the backlog (and its urgent alerts) moves within
+    # seconds; a retry every few seconds costs a down server nothing.
     store_retry_max_s: float = Field(
-        default=30.0, description="Longest pause between retries while PostgreSQL is down."
+        default=5.0, description="Longest pause between retries while PostgreSQL is down."
     )
 
     @property

@@ -18,8 +18,10 @@ class NotifySettings(TerrainSettings):
     dlq_max_consecutive: int = Field(default=200, description="Stop after this many in a row.")
     dlq_max_ratio: float = Field(default=0.5, description="Stop above this share of failures...")
     dlq_window: int = Field(default=2000, description="...over this many recent records.")
+    # Short: once PostgreSQL is back, the backlog (and its urgent alerts) moves within
+    # seconds; a retry every few seconds costs a down server nothing.
     store_retry_max_s: float = Field(
-        default=30.0, description="Longest pause between retries while PostgreSQL is down."
+        default=5.0, description="Longest pause between retries while PostgreSQL is down."
     )
     rules_file: Path | None = Field(
         default=None,
