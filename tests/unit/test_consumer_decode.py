@@ -12,7 +12,7 @@ import pytest
 
 from enrich.logic import decode as enrich_decode
 from notify.handlers import decode as notify_decode
-from terrain_contracts.messages import FailureReason
+from terrain_contracts.vocabulary import FailureReason
 from terrain_runtime.dlq import Failure, SourceRecord
 
 

@@ -4,7 +4,7 @@ import base64
 
 import pytest
 
-from terrain_contracts.messages import FailureReason
+from terrain_contracts.vocabulary import FailureReason
 from terrain_runtime.dlq import (
     MAX_DEAD_LETTER_PAYLOAD,
     DeadLetterBudget,

@@ -13,8 +13,9 @@ import asyncpg
 import pytest
 from pydantic import BaseModel
 
-from terrain_contracts.messages import DeadLetterV1, FailureReason, UnknownSchemaVersion
+from terrain_contracts.messages import DeadLetterV1, UnknownSchemaVersion
 from terrain_contracts.topics import SUBMISSIONS_RAW
+from terrain_contracts.vocabulary import FailureReason
 from terrain_runtime.dlq import (
     DeadLetterBudget,
     DeadLetterLimitExceeded,

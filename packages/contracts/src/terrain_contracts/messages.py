@@ -11,7 +11,6 @@ and, with consent, a sealed (encrypted) copy, before the first publish.
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from typing import Annotated, Literal, TypeVar
 from uuid import UUID
 
@@ -35,6 +34,7 @@ from terrain_contracts.submission import (
     Location,
     _Open,
 )
+from terrain_contracts.vocabulary import FailureReason
 
 _EnvelopeT = TypeVar("_EnvelopeT", bound=BaseModel)
 
@@ -175,23 +175,6 @@ class SubmissionStoredV1(_Envelope):
     stored_at: AwareDatetime
     enrichment: Enrichment
     submission: PseudonymisedSubmission
-
-
-class FailureReason(StrEnum):
-    """Why a record went to the dead letters. Every reason but ``conflict`` counts toward a
-    consumer's dead-letter limit: a conflict is a data-quality event of one visit (the
-    field sent two different contents under one id), never a sign of a broken deployment."""
-
-    UNDECODABLE = "undecodable"
-    UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
-    INVALID = "invalid"
-    CONFLICT = "conflict"
-    ENRICHMENT_ERROR = "enrichment_error"
-    # PostgreSQL refused the record itself (SQLSTATE class 22 or 23): invalid input found
-    # late, isolated from its batch.
-    STORE_REJECTED = "store_rejected"
-    # Notify's rules raised on this record.
-    DECISION_ERROR = "decision_error"
 
 
 class DeadLetterV1(_Envelope):

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
-from terrain_contracts.messages import DeadLetterV1, FailureReason
+from terrain_contracts.messages import DeadLetterV1
+from terrain_contracts.vocabulary import FailureReason
 from terrain_runtime.db import Connection
 from terrain_runtime.tracing import trace_id_of
 

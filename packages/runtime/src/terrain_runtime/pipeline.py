@@ -36,9 +36,10 @@ from typing import Any, Generic, Protocol, TypeVar
 import asyncpg
 from pydantic import ValidationError
 
-from terrain_contracts.messages import FailureReason, UnknownSchemaVersion
+from terrain_contracts.messages import UnknownSchemaVersion
 from terrain_contracts.topics import DEAD_LETTERS as DEAD_LETTER_TOPIC
 from terrain_contracts.topics import TopicSpec
+from terrain_contracts.vocabulary import FailureReason
 from terrain_runtime.db import TRANSIENT_DB_ERRORS, Connection
 from terrain_runtime.dlq import (
     DeadLetterBudget,

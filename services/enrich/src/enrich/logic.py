@@ -19,11 +19,11 @@ from enrich.segments import SegmentRecord, customer_segment
 from enrich.text import LEXICON_VERSION, detect_language, detect_signals
 from terrain_contracts.messages import (
     Enrichment,
-    FailureReason,
     PseudonymisedSubmission,
     SubmissionReceivedV1,
     decode_raw_submission,
 )
+from terrain_contracts.vocabulary import FailureReason
 from terrain_runtime.dlq import Failure, SourceRecord
 from terrain_runtime.pipeline import decode_envelope
 

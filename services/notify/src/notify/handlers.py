@@ -25,11 +25,11 @@ from notify.routing import route_alerts
 from notify.rules import RuleSet
 from notify.settings import NotifySettings
 from terrain_contracts.messages import (
-    FailureReason,
     SubmissionStoredV1,
     decode_stored_submission,
 )
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED
+from terrain_contracts.vocabulary import FailureReason
 from terrain_runtime.db import Connection
 from terrain_runtime.dlq import Failure, SourceRecord
 from terrain_runtime.metrics import RECORDS_PROCESSED
