@@ -32,8 +32,8 @@ test:  ## the whole suite against a real Kafka and PostgreSQL (installs what is 
 lint: bootstrap  ## ruff (lint + format) and mypy --strict
 	uv run --frozen ruff check .
 	uv run --frozen ruff format --check .
-	uv run --frozen mypy packages services tests
-	uv run --frozen bandit -q -c pyproject.toml -r packages services
+	uv run --frozen mypy packages services apps tests
+	uv run --frozen bandit -q -c pyproject.toml -r packages services apps
 
 audit: bootstrap  ## pip-audit of the locked dependencies (needs PyPI's JSON API or OSV)
 	@mkdir -p .local
