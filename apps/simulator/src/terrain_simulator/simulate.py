@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from terrain_cli.devices import register_device
 from terrain_contracts.markets import Market
 from terrain_simulator.generator import DayOptions, PlannedVisit, field_day
 from terrain_simulator.runner import Outcome, RunStats, Sender
@@ -40,16 +41,14 @@ async def ensure_devices(
     connection: asyncpg.Connection, label: str, visits: list[PlannedVisit] | None = None
 ) -> dict[Market, list[str]]:
     """Fresh device tokens for each market, one per VISITS_PER_DEVICE of its visits (tokens
-    are shown once, so a run makes its own)."""
-    from ingest.repository import create_device
-
+    are shown once, so a run makes its own), registered as an operator would."""
     per_market = Counter(v.market for v in visits or [])
     tokens: dict[Market, list[str]] = {}
     async with connection.transaction():
         for market in Market:
             count = max(1, -(-per_market[market] // VISITS_PER_DEVICE))
             tokens[market] = [
-                (await create_device(connection=connection, market=market, label=label))[1]
+                (await register_device(connection=connection, market=market, label=label))[1]
                 for _ in range(count)
             ]
     return tokens

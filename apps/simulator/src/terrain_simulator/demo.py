@@ -20,10 +20,13 @@ import asyncpg
 import httpx
 import typer
 
-from ingest.repository import create_device
-from notify.repository import add_manager
+from terrain_cli.devices import register_device
+from terrain_cli.managers import ensure_webhook_manager
 from terrain_contracts.examples import load
 from terrain_contracts.markets import Market
+from terrain_simulator.generator import DayOptions
+from terrain_simulator.report import build_report
+from terrain_simulator.simulate import simulate
 
 
 async def field_day(
@@ -35,10 +38,6 @@ async def field_day(
     started: datetime,
 ) -> None:
     """Replay a 'My Customer, My Boss' day through the stack, check it, write the report."""
-    from terrain_simulator.generator import DayOptions
-    from terrain_simulator.report import build_report
-    from terrain_simulator.simulate import simulate
-
     campaign = f"demo-{started:%Y%m%d-%H%M%S}"
     typer.echo(f"\nA field day: {visits:,} visits in 17 markets (campaign {campaign})")
     result = await simulate(
@@ -84,18 +83,13 @@ class AlertInbox:
 async def ensure_demo_managers(connection: asyncpg.Connection, inbox: AlertInbox) -> None:
     """One demo country manager per market, whose 'tool' is the demo's webhook inbox."""
     for market in Market:
-        url = f"{inbox.url}/{market.value}"
-        known = await connection.fetchval(
-            "SELECT manager_id FROM terrain.managers WHERE webhook_url = $1 AND active", url
+        await ensure_webhook_manager(
+            connection=connection,
+            market=market.value,
+            name=f"Demo country manager ({market.value})",
+            role="country_manager",
+            webhook_url=f"{inbox.url}/{market.value}",
         )
-        if known is None:
-            await add_manager(
-                connection=connection,
-                market=market.value,
-                name=f"Demo country manager ({market.value})",
-                role="country_manager",
-                webhook_url=url,
-            )
 
 
 async def run_demo(
@@ -105,7 +99,9 @@ async def run_demo(
     connection = await asyncpg.connect(database_url)
     started = datetime.now(UTC)
     try:
-        _, token = await create_device(connection=connection, market=Market.SN, label="demo phone")
+        _, token = await register_device(
+            connection=connection, market=Market.SN, label="demo phone"
+        )
         await ensure_demo_managers(connection, inbox)
         submission = load("field_submission.brief") | {"submission_id": str(uuid4())}
         typer.echo("field app  -> POST /v1/submissions (the BRIEF's example, a fresh id)")
