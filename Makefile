@@ -29,10 +29,11 @@ demo: up  ## the main job: the stack plus a field day through it
 test:  ## the whole suite against a real Kafka and PostgreSQL (installs what is missing)
 	@bash scripts/test.sh
 
-lint: bootstrap  ## ruff (lint + format) and mypy --strict
+lint: bootstrap  ## ruff (lint + format), mypy --strict, import contracts (the floors), bandit
 	uv run --frozen ruff check .
 	uv run --frozen ruff format --check .
 	uv run --frozen mypy packages services apps tests
+	uv run --frozen lint-imports --cache-dir .local/import-linter
 	uv run --frozen bandit -q -c pyproject.toml -r packages services apps
 
 audit: bootstrap  ## pip-audit of the locked dependencies (needs PyPI's JSON API or OSV)
