@@ -1,7 +1,9 @@
 """`terrain demo`: one visit through the running stack, shown the way each user sees it.
 
 The field app's view (the 202), the analyst's (the stored row), the country manager's (the
-webhook alert). The simulator issue replaces this with a whole field day.
+webhook alert); then a whole field day, checked, and its report. The demo phone and the
+managers (one per market, whose 'tool' is the demo's inbox) are set up through the CLI's
+functions, as an operator would.
 """
 
 from __future__ import annotations
