@@ -21,7 +21,7 @@ import httpx
 import typer
 
 from ingest.repository import create_device
-from notify.repository import add_manager
+from notify.managers import add_manager
 from terrain_contracts.examples import load
 from terrain_contracts.markets import Market
 

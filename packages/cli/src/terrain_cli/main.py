@@ -171,7 +171,7 @@ def managers_import(
 
 
 def _store_managers(specs: list[Any]) -> list[UUID]:
-    from notify.directory import store_managers
+    from notify.managers import store_managers
 
     sealer = TerrainSettings().sealer()
 
@@ -184,7 +184,7 @@ def _store_managers(specs: list[Any]) -> list[UUID]:
 
 @managers_app.command("list")
 def managers_list(market: Annotated[str | None, typer.Option()] = None) -> None:
-    from notify.repository import list_managers
+    from notify.managers import list_managers
 
     for m in _run(lambda c: list_managers(connection=c, market=market)):
         state = "active" if m.active else "inactive"
@@ -201,7 +201,7 @@ def managers_list(market: Annotated[str | None, typer.Option()] = None) -> None:
 
 @managers_app.command("deactivate")
 def managers_deactivate(manager_id: UUID) -> None:
-    from notify.repository import deactivate_manager
+    from notify.managers import deactivate_manager
 
     if not _run(lambda c: deactivate_manager(connection=c, manager_id=manager_id)):
         typer.echo(f"no active manager {manager_id}", err=True)
