@@ -472,7 +472,8 @@ async def country_managers(
     regional director ('*', level 3) on ``sink``'s /dir if ``director``; deactivated
     afterwards so the next test's expectations are not inflated by managers whose inbox is
     gone. Each manager's email is <market>@managers.test, its SMS number a Senegalese one."""
-    from notify.directory import ManagerSpec, store_managers
+    from notify.directory import ManagerSpec
+    from notify.managers import store_managers
     from terrain_contracts.markets import Market
     from terrain_runtime.settings import TerrainSettings
 

@@ -18,8 +18,8 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from ingest.repository import create_device
-from notify.logic import ack_link
-from notify.repository import add_manager
+from notify.links import ack_link
+from notify.managers import add_manager
 from notify.settings import DEV_ACK_LINK_SECRET
 from terrain_contracts.markets import Market
 from tests.e2e.conftest import Stack, post

@@ -9,7 +9,7 @@ import time
 import asyncpg
 
 from ingest.repository import create_device
-from notify.repository import add_manager
+from notify.managers import add_manager
 from terrain_contracts.markets import Market
 from tests.e2e.conftest import Stack, post
 from tests.factories import field_submission

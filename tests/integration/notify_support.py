@@ -13,7 +13,8 @@ from uuid import UUID
 
 import asyncpg
 
-from notify.directory import ManagerSpec, store_managers
+from notify.directory import ManagerSpec
+from notify.managers import store_managers
 from notify.settings import NotifySettings
 from tests.factories import field_submission
 from tests.helpers import SmtpSink, free_port

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from notify.app import create_app
-from notify.repository import add_manager
+from notify.managers import add_manager
 from terrain_contracts.messages import DeadLetterV1
 from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED
 from tests.factories import field_submission, stored_record

@@ -16,9 +16,10 @@ import pytest
 
 from notify.app import create_app
 from notify.escalation import Escalator
-from notify.repository import AlertToRecord, claim_due
+from notify.outbox import AlertToRecord, claim_due
 from notify.routing import route_alerts
 from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED
+from terrain_contracts.vocabulary import Severity
 from tests.factories import stored_record
 from tests.helpers import WebhookSink, produce, read_topic, running
 from tests.integration.notify_support import (
@@ -198,7 +199,7 @@ async def test_a_crashed_senders_claim_comes_back_within_one_lease(
     with WebhookSink() as hooks:
         settings = notify_settings(settings_kwargs, sender_lease_s=2.0)
         await add(directory, settings, market="SL", name="Fatmata", webhook=hooks.url("/sl"))
-        alert = _alert("P1", datetime.now(UTC), market="SL")
+        alert = _alert(Severity.P1, datetime.now(UTC), market="SL")
         async with directory.transaction():
             await route_alerts(connection=directory, alerts=[alert])
         # Another sender claims the alert, then dies before recording anything.
@@ -381,8 +382,8 @@ async def test_escalation_pages_past_alerts_that_are_not_due_yet(
     )
     await add(directory, settings, market="LR", name="Ruth", email="ruth@example.lr", level=2)
     now = datetime.now(UTC)
-    p2 = [_alert("P2", now) for _ in range(3)]  # older, but within 4 working hours
-    p1 = _alert("P1", now)
+    p2 = [_alert(Severity.P2, now) for _ in range(3)]  # older, but within 4 working hours
+    p1 = _alert(Severity.P1, now)
     async with directory.transaction():
         await route_alerts(connection=directory, alerts=[*p2, p1])
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
@@ -405,7 +406,7 @@ async def test_escalation_pages_past_alerts_that_are_not_due_yet(
     assert {r["level"]: r["n"] for r in levels} == {1: 4, 2: 4}
 
 
-def _alert(severity: str, received_at: datetime, market: str = "LR") -> AlertToRecord:
+def _alert(severity: Severity, received_at: datetime, market: str = "LR") -> AlertToRecord:
     return AlertToRecord(
         submission_id=uuid4(),
         rule_id=f"{severity.lower()}-test",

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from notify.app import create_app
-from notify.repository import add_manager
+from notify.managers import add_manager
 from notify.settings import NotifySettings
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED
 from tests.factories import field_submission, stored_record

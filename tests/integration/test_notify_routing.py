@@ -15,10 +15,11 @@ import pytest
 from prometheus_client import REGISTRY
 
 from notify.app import create_app
-from notify.repository import AlertToRecord
+from notify.outbox import AlertToRecord
 from notify.routing import route_alerts
 from terrain_cli.trace import show
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED
+from terrain_contracts.vocabulary import Severity
 from tests.factories import stored_record
 from tests.helpers import WebhookSink, produce, running
 from tests.integration.notify_support import (
@@ -280,7 +281,7 @@ def _alert(market: str, received_at: datetime) -> AlertToRecord:
     return AlertToRecord(
         submission_id=uuid4(),
         rule_id="p1-agent-urgent",
-        severity="P1",
+        severity=Severity.P1,
         signals=[],
         market=market,
         received_at=received_at,

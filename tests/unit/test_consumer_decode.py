@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from enrich.logic import decode as enrich_decode
-from notify.handlers import decode as notify_decode
+from notify.stages import decode as notify_decode
 from terrain_contracts.vocabulary import FailureReason
 from terrain_runtime.dlq import Failure, SourceRecord
 

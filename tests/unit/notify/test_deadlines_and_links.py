@@ -5,14 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
-from notify.logic import (
-    AckLink,
-    WorkingTime,
-    ack_link,
-    acknowledgement_deadline,
-    add_working_time,
-    link_is_valid,
-)
+from notify.links import AckLink, ack_link, link_is_valid
+from notify.working_time import WorkingTime, acknowledgement_deadline, add_working_time
+from terrain_contracts.vocabulary import Severity
 
 DAKAR = WorkingTime.parse("Africa/Dakar", "08:00-18:00", [1, 2, 3, 4, 5])
 AMMAN = WorkingTime.parse("Asia/Amman", "09:00-17:00", [7, 1, 2, 3, 4])  # Sunday to Thursday
@@ -25,14 +20,16 @@ def at(text: str) -> datetime:
 
 def test_p1_is_wall_clock_minutes_even_at_night() -> None:
     created = at("2025-04-19T23:50:00+00:00")  # a Saturday night
-    assert acknowledgement_deadline(created, "P1", DAKAR, **SLAS) == created + timedelta(minutes=15)
+    assert acknowledgement_deadline(created, Severity.P1, DAKAR, **SLAS) == created + timedelta(
+        minutes=15
+    )
 
 
 def test_p2_counts_working_hours_only() -> None:
     # Tuesday 10:00 in Dakar (UTC+0): four working hours later is 14:00 the same day.
-    assert acknowledgement_deadline(at("2025-04-15T10:00:00+00:00"), "P2", DAKAR, **SLAS) == at(
-        "2025-04-15T14:00:00+00:00"
-    )
+    assert acknowledgement_deadline(
+        at("2025-04-15T10:00:00+00:00"), Severity.P2, DAKAR, **SLAS
+    ) == at("2025-04-15T14:00:00+00:00")
     # Friday 16:00: two hours on Friday, two on Monday morning.
     assert add_working_time(at("2025-04-18T16:00:00+00:00"), timedelta(hours=4), DAKAR) == at(
         "2025-04-21T10:00:00+00:00"

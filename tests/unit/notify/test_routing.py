@@ -10,8 +10,10 @@ import pytest
 import structlog
 from prometheus_client import REGISTRY
 
-from notify.repository import AlertToRecord, Receiver, UnroutableAlert
+from notify.managers import Receiver
+from notify.outbox import AlertToRecord, UnroutableAlert
 from notify.routing import Rung, next_rung, plan_routes, report_unroutable
+from terrain_contracts.vocabulary import Severity
 
 
 def receiver(market: str, level: int) -> Receiver:
@@ -22,7 +24,7 @@ def alert(market: str) -> AlertToRecord:
     return AlertToRecord(
         submission_id=uuid4(),
         rule_id="p1-agent-urgent",
-        severity="P1",
+        severity=Severity.P1,
         signals=[],
         market=market,
         received_at=datetime.now(UTC),
@@ -106,7 +108,9 @@ def test_an_unroutable_alert_is_counted_and_logged_without_its_content(reason: s
     submission_id = UUID(int=7)
     before = _unroutable_count("CM", reason)
     with structlog.testing.capture_logs() as logs:
-        report_unroutable(UnroutableAlert(submission_id, "p1-agent-urgent", "CM", "P1", reason))
+        report_unroutable(
+            UnroutableAlert(submission_id, "p1-agent-urgent", "CM", Severity.P1, reason)
+        )
     assert _unroutable_count("CM", reason) == before + 1
     (entry,) = logs
     assert entry["log_level"] == "warning"

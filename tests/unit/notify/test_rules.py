@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from notify.logic import decide
+from notify.deciding import decide
 from notify.rules import RuleSet, load_ruleset
 from terrain_contracts.messages import SubmissionStoredV1, decode_stored_submission
 from tests.factories import field_submission, stored_record

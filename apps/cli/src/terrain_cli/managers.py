@@ -14,8 +14,8 @@ import asyncpg
 import typer
 from pydantic import ValidationError
 
-from notify.directory import ManagerSpec, parse_csv, store_managers
-from notify.repository import add_manager, deactivate_manager, list_managers
+from notify.directory import ManagerSpec, parse_csv
+from notify.managers import add_manager, deactivate_manager, list_managers, store_managers
 from terrain_cli.connection import run_with_connection
 from terrain_runtime.settings import TerrainSettings
 

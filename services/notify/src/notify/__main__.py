@@ -7,8 +7,8 @@ import uvloop
 from prometheus_client import start_http_server
 
 from notify.app import create_app
-from notify.handlers import SERVICE
 from notify.settings import NotifySettings
+from notify.stages import SERVICE
 from terrain_runtime.telemetry import setup_logging
 
 

@@ -24,11 +24,11 @@ from notify.channels import (
     WebhookChannel,
 )
 from notify.escalation import Escalator
-from notify.handlers import SERVICE, NotifyRuntime, process_batch
-from notify.repository import form_digests
+from notify.outbox import form_digests
 from notify.rules import load_ruleset
-from notify.sender import Sender, every
+from notify.sender import OutboxSender, every
 from notify.settings import NotifySettings
+from notify.stages import SERVICE, NotifyRuntime, process_batch
 from notify.web import create_web_app
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED
 from terrain_runtime.db import create_pool
@@ -165,7 +165,7 @@ def create_app(
         state["runtime"] = runtime
         sealer = settings.sealer()
         client = httpx.AsyncClient(timeout=settings.webhook_timeout_s)
-        sender = Sender(
+        sender = OutboxSender(
             settings=settings,
             pool=pool,
             channels=build_channels(settings, client),
@@ -179,7 +179,9 @@ def create_app(
         stopping = asyncio.Event()
 
         async def form_and_send_digests() -> None:
-            if await form_digests(connection=pool):
+            async with pool.acquire() as connection:
+                formed = await form_digests(connection=connection)
+            if formed:
                 runtime.wake_sender.set()
 
         web = _EmbeddedServer(

@@ -1,19 +1,17 @@
 """The managers' directory as operators write it (CLI options or a CSV file), validated
-before anything is stored; SMS numbers are normalised and sealed like customers' numbers."""
+before anything is stored (managers.py stores it, sealing SMS numbers like customers')."""
 
 from __future__ import annotations
 
 import csv
 import io
 from typing import Literal
-from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from notify.repository import Executor, add_manager
 from terrain_contracts.markets import Market
-from terrain_runtime.privacy import Sealer, normalise_msisdn
+from terrain_runtime.privacy import normalise_msisdn
 
 CSV_COLUMNS = (
     "market",
@@ -91,32 +89,3 @@ def parse_csv(text: str) -> list[ManagerSpec]:
             raise ValueError(f"line {line}: sms: {error}") from None
         specs.append(spec)
     return specs
-
-
-async def store_managers(
-    *, connection: Executor, specs: list[ManagerSpec], sealer: Sealer
-) -> list[UUID]:
-    """Add every manager; the SMS number is sealed for its manager's id (the AEAD context),
-    so a sealed number copied onto another row does not open."""
-    ids = []
-    for spec in specs:
-        manager_id = uuid4()
-        e164 = spec.e164_sms()
-        sealed = sealer.seal(e164, context=manager_id.bytes) if e164 else None
-        ids.append(
-            await add_manager(
-                connection=connection,
-                manager_id=manager_id,
-                market=spec.market,
-                name=spec.name,
-                role=spec.role,
-                level=spec.level,
-                email=spec.email,
-                webhook_url=spec.webhook,
-                sms_sealed=sealed,
-                language=spec.language,
-                timezone=spec.timezone,
-                working_hours=spec.working_hours,
-            )
-        )
-    return ids

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from notify.logic import WorkingTime, acknowledgement_deadline
+from notify.acknowledgements import awaiting_acknowledgement
 from notify.metrics import ALERTS_ESCALATED
-from notify.repository import awaiting_acknowledgement
 from notify.routing import escalate
 from notify.settings import NotifySettings
+from notify.working_time import WorkingTime, acknowledgement_deadline
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +47,14 @@ class Escalator:
         escalated = 0
         after = None
         for _ in range(self.MAX_PAGES):
-            page = await awaiting_acknowledgement(
-                connection=self._pool,
-                p1_created_before=now - self._p1,
-                p2_created_before=now - self._p2,
-                after=after,
-                limit=self.PAGE,
-            )
+            async with self._pool.acquire() as connection:
+                page = await awaiting_acknowledgement(
+                    connection=connection,
+                    p1_created_before=now - self._p1,
+                    p2_created_before=now - self._p2,
+                    after=after,
+                    limit=self.PAGE,
+                )
             for alert in page:
                 work = WorkingTime.parse(alert.timezone, alert.working_hours, alert.working_days)
                 deadline = acknowledgement_deadline(

@@ -24,17 +24,9 @@ from uuid import UUID
 
 import structlog
 
-from notify.repository import (
-    REGIONAL,
-    AlertToRecord,
-    Receiver,
-    RoutedAlert,
-    UnroutableAlert,
-    lock_for_escalation,
-    receivers_in,
-    record_escalation,
-    record_routed,
-)
+from notify.acknowledgements import lock_for_escalation, record_escalation
+from notify.managers import REGIONAL, Receiver, receivers_in
+from notify.outbox import AlertToRecord, RoutedAlert, UnroutableAlert, record_routed
 from terrain_runtime.db import Connection
 from terrain_runtime.metrics import ALERTS_UNROUTABLE
 

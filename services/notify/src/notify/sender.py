@@ -25,10 +25,11 @@ import asyncpg
 from opentelemetry import trace
 
 from notify.channels import Channel, DeliveryFailed, Recipient
-from notify.logic import ack_link
+from notify.links import ack_link
 from notify.metrics import ALERT_DELIVERY_ATTEMPTS, ALERT_LATENCY, ALERTS_HELD, ALERTS_SENT
-from notify.repository import (
+from notify.outbox import (
     ChannelResult,
+    DeliveryRecorded,
     DueAlert,
     admit_p2,
     claim_due,
@@ -37,18 +38,22 @@ from notify.repository import (
 )
 from notify.routing import report_unroutable
 from notify.settings import NotifySettings
+from terrain_contracts.vocabulary import DeliveryOutcome, Severity
+from terrain_runtime.db import TRANSIENT_DB_ERRORS
 from terrain_runtime.privacy import Sealer, SealingError
 from terrain_runtime.tracing import context_from_carrier, span_in, submission_attributes
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("terrain.notify")
 
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 # SMS wakes people up: only P1 goes there. Digests are P2 by nature.
-SMS_SEVERITIES = frozenset({"P1"})
+SMS_SEVERITIES = frozenset({Severity.P1})
 
 
-class Sender:
+class OutboxSender:
+    """Delivers the outbox's alerts to managers' channels until ``stop``; ``wake`` tells it
+    that new alerts are due (it polls every ``sender_poll_s`` anyway)."""
+
     def __init__(
         self,
         *,
@@ -93,11 +98,14 @@ class Sender:
             if not self._claims:
                 continue
             try:
-                async with asyncio.timeout(self.lease_s / 3):
+                async with (
+                    asyncio.timeout(self.lease_s / 3),
+                    self._pool.acquire() as connection,
+                ):
                     await extend_leases(
-                        connection=self._pool, claims=dict(self._claims), lease_s=self.lease_s
+                        connection=connection, claims=dict(self._claims), lease_s=self.lease_s
                     )
-            except DB_ERRORS as error:
+            except TRANSIENT_DB_ERRORS as error:
                 log.warning("could not renew leases: %s", type(error).__name__)
             except Exception:
                 log.exception("renewing leases failed unexpectedly")
@@ -112,15 +120,18 @@ class Sender:
                 try:
                     # Bounded: a pool waiting on a server that went away must not stall
                     # every alert behind it.
-                    async with asyncio.timeout(self.lease_s):
+                    async with (
+                        asyncio.timeout(self.lease_s),
+                        self._pool.acquire() as connection,
+                    ):
                         due = await claim_due(
-                            connection=self._pool,
+                            connection=connection,
                             limit=min(settings.sender_batch, free),
                             lease_s=self.lease_s,
                             per_market=settings.sender_per_market,
                             room=room,
                         )
-                except DB_ERRORS as error:
+                except TRANSIENT_DB_ERRORS as error:
                     log.warning("outbox unavailable: %s", type(error).__name__)
                 except Exception:
                     # Whatever it is, the loop that sends every alert must not end with it.
@@ -199,7 +210,7 @@ class Sender:
     async def _deliver(self, alert: DueAlert) -> None:
         try:
             await self._deliver_once(alert)
-        except DB_ERRORS as error:
+        except TRANSIENT_DB_ERRORS as error:
             # The lease brings the alert back; receivers deduplicate on alert_id.
             log.error("could not record delivery of %s: %s", alert.alert_id, type(error).__name__)
         except Exception:
@@ -212,14 +223,19 @@ class Sender:
             # if nobody else of its ladder got it, it is recorded as unroutable.
             await self._give_up(alert, "manager deactivated before delivery")
             return
-        if alert.severity == "P2" and alert.rule_id != "digest" and not alert.throttle_counted:
-            admitted = await admit_p2(
-                connection=self._pool,
-                alert_id=alert.alert_id,
-                manager_id=alert.manager_id,
-                limit=settings.throttle_p2_per_window,
-                window_s=settings.throttle_window_s,
-            )
+        if (
+            alert.severity == Severity.P2
+            and alert.rule_id != "digest"
+            and not alert.throttle_counted
+        ):
+            async with self._pool.acquire() as connection:
+                admitted = await admit_p2(
+                    connection=connection,
+                    alert_id=alert.alert_id,
+                    manager_id=alert.manager_id,
+                    limit=settings.throttle_p2_per_window,
+                    window_s=settings.throttle_window_s,
+                )
             if not admitted:
                 ALERTS_HELD.inc()
                 return
@@ -248,26 +264,25 @@ class Sender:
         any_ok = bool(alert.channels_done) or any(r.ok for r in results)
         retry = self._retry_in(alert.attempt) if transient else None
         if transient and retry is not None:
-            outcome = "retry"
+            outcome = DeliveryOutcome.RETRY
         elif any_ok:
-            outcome = "delivered"
+            outcome = DeliveryOutcome.DELIVERED
         else:
-            outcome = "failed"
+            outcome = DeliveryOutcome.FAILED
         for r, permanent in outcomes:
-            label = (
-                "ok" if r.ok else ("retry" if outcome == "retry" and not permanent else "failed")
-            )
+            # A channel's attempt: "ok", or the alert's outcome for a channel that did not
+            # take it (a permanent refusal is not retried, whatever the others do).
+            label: str
+            if r.ok:
+                label = "ok"
+            elif outcome == DeliveryOutcome.RETRY and not permanent:
+                label = DeliveryOutcome.RETRY
+            else:
+                label = DeliveryOutcome.FAILED
             ALERT_DELIVERY_ATTEMPTS.labels(r.channel, label).inc()
             if r.ok:
                 ALERTS_SENT.labels(alert.market, alert.severity, r.channel).inc()
-        recorded = await record_delivery(
-            connection=self._pool,
-            alert_id=alert.alert_id,
-            attempt=alert.attempt,
-            results=results,
-            outcome=outcome,
-            retry_in_s=retry,
-        )
+        recorded = await self._record(alert, results, outcome, retry_in_s=retry)
         if recorded.unroutable is not None:
             # This was the last recipient who could have received the complaint.
             report_unroutable(recorded.unroutable)
@@ -275,13 +290,27 @@ class Sender:
             latency = (recorded.delivered_at - alert.received_at).total_seconds()
             ALERT_LATENCY.labels(alert.severity).observe(max(latency, 0.0))
 
+    async def _record(
+        self,
+        alert: DueAlert,
+        results: list[ChannelResult],
+        outcome: DeliveryOutcome,
+        *,
+        retry_in_s: float | None = None,
+    ) -> DeliveryRecorded:
+        async with self._pool.acquire() as connection:
+            return await record_delivery(
+                connection=connection,
+                alert_id=alert.alert_id,
+                attempt=alert.attempt,
+                results=results,
+                outcome=outcome,
+                retry_in_s=retry_in_s,
+            )
+
     async def _give_up(self, alert: DueAlert, reason: str) -> None:
-        recorded = await record_delivery(
-            connection=self._pool,
-            alert_id=alert.alert_id,
-            attempt=alert.attempt,
-            results=[ChannelResult("none", False, reason)],
-            outcome="failed",
+        recorded = await self._record(
+            alert, [ChannelResult("none", False, reason)], DeliveryOutcome.FAILED
         )
         if recorded.unroutable is not None:
             report_unroutable(recorded.unroutable)
@@ -309,7 +338,7 @@ async def every(
     while not stopping.is_set():
         try:
             await work()
-        except DB_ERRORS as error:
+        except TRANSIENT_DB_ERRORS as error:
             log.warning("%s skipped: %s", getattr(work, "__name__", "work"), type(error).__name__)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), timeout=interval_s)

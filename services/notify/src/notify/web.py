@@ -19,15 +19,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from notify.logic import AckLink, link_is_valid
-from notify.messages import labels
-from notify.metrics import ALERT_ACKNOWLEDGEMENT
-from notify.repository import (
+from notify.acknowledgements import (
     acknowledge,
     alert_for_manager,
     resolve,
     sealed_customer_number,
 )
+from notify.links import AckLink, link_is_valid
+from notify.metrics import ALERT_ACKNOWLEDGEMENT
+from notify.wording import labels
 from terrain_runtime.privacy import Sealer, SealingError
 
 _PAGE = """<!doctype html>
@@ -105,21 +105,23 @@ def create_web_app(
         link = parse_link(request.path_params["alert_id"], dict(request.query_params))
         if link is None:
             return refused()
-        alert = await alert_for_manager(
-            connection=pool, alert_id=link.alert_id, manager_id=link.manager_id
-        )
+        async with pool.acquire() as connection:
+            alert = await alert_for_manager(
+                connection=connection, alert_id=link.alert_id, manager_id=link.manager_id
+            )
+            sealed = None
+            if alert is not None and alert.payload.get("consent"):
+                sealed = await sealed_customer_number(
+                    connection=connection, submission_id=alert.submission_id
+                )
         if alert is None:
             return refused()
         phone = None
-        if alert.payload.get("consent"):
-            sealed = await sealed_customer_number(
-                connection=pool, submission_id=alert.submission_id
-            )
-            if sealed:
-                try:
-                    phone = sealer.open(sealed, context=alert.submission_id.bytes)
-                except SealingError:
-                    phone = None
+        if sealed:
+            try:
+                phone = sealer.open(sealed, context=alert.submission_id.bytes)
+            except SealingError:
+                phone = None
         words = labels(alert.language)
         if alert.resolved_at:
             state = words["resolved"]
@@ -149,26 +151,28 @@ def create_web_app(
         note = (values.get("note") or "").strip()[:2000] or None
         action = values.get("action")
         if action == "acknowledge":
-            acknowledged = await acknowledge(
-                connection=pool,
-                alert_id=link.alert_id,
-                manager_id=link.manager_id,
-                note=note,
-                now=now(),
-            )
+            async with pool.acquire() as connection:
+                acknowledged = await acknowledge(
+                    connection=connection,
+                    alert_id=link.alert_id,
+                    manager_id=link.manager_id,
+                    note=note,
+                    now=now(),
+                )
             if acknowledged is not None and acknowledged.waited_s is not None:
                 ALERT_ACKNOWLEDGEMENT.labels(acknowledged.severity).observe(
                     max(acknowledged.waited_s, 0.0)
                 )
             done = acknowledged is not None
         elif action == "resolve":
-            done = await resolve(
-                connection=pool,
-                alert_id=link.alert_id,
-                manager_id=link.manager_id,
-                note=note,
-                now=now(),
-            )
+            async with pool.acquire() as connection:
+                done = await resolve(
+                    connection=connection,
+                    alert_id=link.alert_id,
+                    manager_id=link.manager_id,
+                    note=note,
+                    now=now(),
+                )
         else:
             return PlainTextResponse("unknown action", status_code=400)
         if not done:

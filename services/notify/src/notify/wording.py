@@ -89,7 +89,7 @@ def labels(language: str) -> dict[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
-class Message:
+class Email:
     subject: str
     text: str
 
@@ -107,7 +107,7 @@ def _lines(alert: dict[str, Any], words: dict[str, str]) -> list[str]:
     ]
 
 
-def render(alert: dict[str, Any], language: str) -> Message:
+def render(alert: dict[str, Any], language: str) -> Email:
     """Email of one alert (with ``ack_url``) or of a digest (``digest``: a list of alerts)."""
     words = labels(language)
     if "digest" in alert:
@@ -115,13 +115,13 @@ def render(alert: dict[str, Any], language: str) -> Message:
         parts = [f"{words['digest']} ({len(items)})", ""]
         for item in items:
             parts += [*_lines(item, words), f"{words['link']}: {item.get('ack_url')}", ""]
-        return Message(f"[Terrain] {words['digest']} {alert.get('market')}", "\n".join(parts))
+        return Email(f"[Terrain] {words['digest']} {alert.get('market')}", "\n".join(parts))
     subject = (
         f"[Terrain {alert.get('severity')}] {words['alert']} {alert.get('market')}"
         f" {alert.get('city') or ''}".rstrip()
     )
     text = "\n".join([*_lines(alert, words), "", f"{words['link']}: {alert.get('ack_url')}"])
-    return Message(subject, text)
+    return Email(subject, text)
 
 
 def render_sms(alert: dict[str, Any], language: str, *, limit: int = 480) -> str:

@@ -1,32 +1,17 @@
-"""SQL of notify: managers, the alert outbox, deliveries, digests, acknowledgement and
-escalation. Every statement takes parameters only."""
+"""The alert outbox: alerts recorded as routed, claimed under a lease, delivered or retried,
+P2 throttled into digests. The sender (sender.py) drives it; every statement takes
+parameters only."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import asyncpg
-
+from terrain_contracts.vocabulary import DeliveryOutcome, Severity
 from terrain_runtime.db import Connection
-
-Executor = asyncpg.Connection | asyncpg.Pool
-
-# The market of regional directors, above every market.
-REGIONAL = "*"
-
-# Who can receive an alert: an active manager with at least one channel. The markets asked
-# for, and the regional directors above every market.
-_RECEIVERS = """
-SELECT manager_id, market, level FROM terrain.managers
-WHERE active AND market = ANY($1::text[])
-  AND coalesce(webhook_url, '') || coalesce(email, '') || coalesce(sms_sealed, '') <> ''
-"""
 
 # One statement per batch: every routed alert's rows and every unroutable alert. A
 # submission that already has alerts for its rule is left alone: a redelivery after the
@@ -96,25 +81,17 @@ RETURNING a.alert_id, a.submission_id, a.rule_id, a.severity, a.market, a.attemp
 
 @dataclass(frozen=True, slots=True)
 class AlertToRecord:
+    """An alert the rules decided, before routing chose its managers."""
+
     submission_id: UUID
     rule_id: str
-    severity: str
+    severity: Severity
     signals: list[str]
     market: str
     received_at: datetime
     payload: dict[str, Any]
     ruleset_version: str
     trace_context: dict[str, str] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Receiver:
-    """An active manager with at least one channel, on the rung (market or ``*``, level)
-    where the directory put them."""
-
-    manager_id: UUID
-    market: str
-    level: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +107,12 @@ class RoutedAlert:
 
 @dataclass(frozen=True, slots=True)
 class UnroutableAlert:
+    """An alert nobody can receive (``reason``: ``no_recipient`` or ``all_channels_failed``)."""
+
     submission_id: UUID
     rule_id: str
     market: str
-    severity: str
+    severity: Severity
     reason: str
 
 
@@ -146,10 +125,12 @@ class Recorded:
 
 @dataclass(frozen=True, slots=True)
 class DueAlert:
+    """An alert claimed for delivery to one manager, with where that manager receives it."""
+
     alert_id: UUID
     submission_id: UUID
     rule_id: str
-    severity: str
+    severity: Severity
     market: str
     attempt: int
     payload: dict[str, Any]
@@ -165,22 +146,6 @@ class DueAlert:
     trace_context: dict[str, str] | None = None
     # False when the manager was deactivated after the alert was written for them.
     manager_active: bool = True
-
-
-@asynccontextmanager
-async def _connection(executor: Executor) -> AsyncIterator[Connection]:
-    if isinstance(executor, asyncpg.Pool):
-        async with executor.acquire() as connection:
-            yield connection
-    else:
-        yield executor
-
-
-async def receivers_in(*, connection: Connection, markets: Iterable[str]) -> list[Receiver]:
-    """Everyone who can receive alerts of these markets: their own managers and the
-    regional directors."""
-    rows = await connection.fetch(_RECEIVERS, sorted({*markets, REGIONAL}))
-    return [Receiver(r["manager_id"], r["market"], r["level"]) for r in rows]
 
 
 async def record_routed(*, connection: Connection, alerts: list[RoutedAlert]) -> Recorded:
@@ -212,7 +177,11 @@ async def record_routed(*, connection: Connection, alerts: list[RoutedAlert]) ->
     assert row is not None
     unroutable = [
         UnroutableAlert(
-            UUID(u["submission_id"]), u["rule_id"], u["market"], u["severity"], "no_recipient"
+            UUID(u["submission_id"]),
+            u["rule_id"],
+            u["market"],
+            Severity(u["severity"]),
+            "no_recipient",
         )
         for u in json.loads(row["unroutable"])
     ]
@@ -221,7 +190,7 @@ async def record_routed(*, connection: Connection, alerts: list[RoutedAlert]) ->
 
 async def claim_due(
     *,
-    connection: Executor,
+    connection: Connection,
     limit: int,
     lease_s: float,
     per_market: int = 1_000_000,
@@ -235,7 +204,7 @@ async def claim_due(
             alert_id=row["alert_id"],
             submission_id=row["submission_id"],
             rule_id=row["rule_id"],
-            severity=row["severity"],
+            severity=Severity(row["severity"]),
             market=row["market"],
             attempt=row["attempts"],
             payload=json.loads(row["payload"]),
@@ -255,28 +224,30 @@ async def claim_due(
 
 
 async def admit_p2(
-    *, connection: Executor, alert_id: UUID, manager_id: UUID, limit: int, window_s: float
+    *, connection: Connection, alert_id: UUID, manager_id: UUID, limit: int, window_s: float
 ) -> bool:
     """Take one of the manager's P2 slots for this window, or hold the alert for the digest.
 
     A per-manager advisory lock makes count-then-take atomic across concurrent deliveries
     and replicas.
     """
-    async with _connection(connection) as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 5))", str(manager_id))
-        used: int = await conn.fetchval(
+    async with connection.transaction():
+        await connection.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 5))", str(manager_id)
+        )
+        used: int = await connection.fetchval(
             """SELECT count(*) FROM terrain.alerts
                WHERE manager_id = $1 AND throttle_counted_at > now() - make_interval(secs => $2)""",
             manager_id,
             window_s,
         )
         if used < limit:
-            await conn.execute(
+            await connection.execute(
                 "UPDATE terrain.alerts SET throttle_counted_at = now() WHERE alert_id = $1",
                 alert_id,
             )
             return True
-        await conn.execute(
+        await connection.execute(
             "UPDATE terrain.alerts SET status = 'held' WHERE alert_id = $1 AND status = 'pending'",
             alert_id,
         )
@@ -290,7 +261,7 @@ class ChannelResult:
     detail: str
 
 
-async def extend_leases(*, connection: Executor, claims: dict[UUID, int], lease_s: float) -> int:
+async def extend_leases(*, connection: Connection, claims: dict[UUID, int], lease_s: float) -> int:
     """Push the lease of alerts still in delivery; only claims still ours (same attempt,
     still pending) are extended. Returns how many were."""
     if not claims:
@@ -344,25 +315,25 @@ class DeliveryRecorded:
 
 async def record_delivery(
     *,
-    connection: Executor,
+    connection: Connection,
     alert_id: UUID,
     attempt: int,
     results: list[ChannelResult],
-    outcome: str,
+    outcome: DeliveryOutcome,
     retry_in_s: float | None = None,
 ) -> DeliveryRecorded:
     """Every channel's attempt, then the alert's state: ``delivered``, ``retry`` (after
     ``retry_in_s``) or ``failed``; a failure that leaves the complaint with nobody who
     received it or may still receive it is recorded as unroutable."""
-    async with _connection(connection) as conn, conn.transaction():
-        await conn.executemany(
+    async with connection.transaction():
+        await connection.executemany(
             """INSERT INTO terrain.alert_deliveries (alert_id, channel, attempt, ok, detail)
                VALUES ($1, $2, $3, $4, $5)""",
             [(alert_id, r.channel, attempt, r.ok, r.detail[:1000]) for r in results],
         )
         done = [r.channel for r in results if r.ok]
-        if outcome == "delivered":
-            delivered_at: datetime = await conn.fetchval(
+        if outcome == DeliveryOutcome.DELIVERED:
+            delivered_at: datetime = await connection.fetchval(
                 """UPDATE terrain.alerts SET status = 'delivered', delivered_at = now(),
                           channels_done = channels_done || $2::text[]
                    WHERE alert_id = $1 RETURNING delivered_at""",
@@ -370,16 +341,16 @@ async def record_delivery(
                 done,
             )
             return DeliveryRecorded(delivered_at=delivered_at)
-        if outcome == "failed":
-            await conn.execute(_LOCK_SUBMISSION_RULE, alert_id)
-            await conn.execute(
+        if outcome == DeliveryOutcome.FAILED:
+            await connection.execute(_LOCK_SUBMISSION_RULE, alert_id)
+            await connection.execute(
                 """UPDATE terrain.alerts SET status = 'failed',
                           channels_done = channels_done || $2::text[]
                    WHERE alert_id = $1""",
                 alert_id,
                 done,
             )
-            row = await conn.fetchrow(_RECORD_ALL_FAILED, alert_id)
+            row = await connection.fetchrow(_RECORD_ALL_FAILED, alert_id)
             if row is None:
                 return DeliveryRecorded()
             return DeliveryRecorded(
@@ -387,11 +358,11 @@ async def record_delivery(
                     row["submission_id"],
                     row["rule_id"],
                     row["market"],
-                    row["severity"],
+                    Severity(row["severity"]),
                     "all_channels_failed",
                 )
             )
-        await conn.execute(
+        await connection.execute(
             """UPDATE terrain.alerts
                SET next_attempt_at = now() + make_interval(secs => $2),
                    channels_done = channels_done || $3::text[]
@@ -425,7 +396,7 @@ FROM held, digest WHERE a.alert_id = held.alert_id
 """
 
 
-async def form_digests(*, connection: Executor) -> int:
+async def form_digests(*, connection: Connection) -> int:
     """Gather each manager's held P2 alerts into one digest alert (itself sent from the
     outbox like any alert); returns how many alerts went into digests."""
     managers = await connection.fetch(
@@ -433,306 +404,7 @@ async def form_digests(*, connection: Executor) -> int:
     )
     total = 0
     for row in managers:
-        async with _connection(connection) as conn, conn.transaction():
-            status: str = await conn.execute(_FORM_DIGEST, row["manager_id"])
+        async with connection.transaction():
+            status: str = await connection.execute(_FORM_DIGEST, row["manager_id"])
         total += int(status.rsplit(" ", 1)[-1])
     return total
-
-
-# --- acknowledgement and escalation ----------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AwaitingAcknowledgement:
-    alert_id: UUID
-    severity: str
-    created_at: datetime
-    timezone: str
-    working_hours: str
-    working_days: list[int]
-
-
-async def awaiting_acknowledgement(
-    *,
-    connection: Executor,
-    p1_created_before: datetime,
-    p2_created_before: datetime,
-    after: tuple[datetime, UUID] | None = None,
-    limit: int = 500,
-) -> list[AwaitingAcknowledgement]:
-    """Alerts old enough to be overdue (P1 by wall clock; P2 at least its SLA in wall-clock
-    time, working hours being longer) that nobody acknowledged (for their submission and
-    rule, at any level) and that were not escalated yet; one page, in (created_at, id)
-    order after ``after``, so a backlog of not-yet-due alerts cannot hide a due one."""
-    start_at, start_id = after or (datetime.min.replace(tzinfo=UTC), UUID(int=0))
-    rows = await connection.fetch(
-        """SELECT a.alert_id, a.severity, a.created_at, m.timezone, m.working_hours,
-                  m.working_days
-           FROM terrain.alerts a JOIN terrain.managers m USING (manager_id)
-           WHERE a.acknowledged_at IS NULL AND a.escalated_at IS NULL
-             AND a.rule_id <> 'digest'
-             AND ((a.severity = 'P1' AND a.created_at <= $1)
-                  OR (a.severity <> 'P1' AND a.created_at <= $2))
-             AND (a.created_at, a.alert_id) > ($3, $4)
-             AND NOT EXISTS (
-                 SELECT 1 FROM terrain.alerts o
-                 WHERE o.submission_id = a.submission_id AND o.rule_id = a.rule_id
-                   AND o.acknowledged_at IS NOT NULL)
-           ORDER BY a.created_at, a.alert_id LIMIT $5""",
-        p1_created_before,
-        p2_created_before,
-        start_at,
-        start_id,
-        limit,
-    )
-    return [
-        AwaitingAcknowledgement(
-            alert_id=r["alert_id"],
-            severity=r["severity"],
-            created_at=r["created_at"],
-            timezone=r["timezone"],
-            working_hours=r["working_hours"],
-            working_days=list(r["working_days"]),
-        )
-        for r in rows
-    ]
-
-
-@dataclass(frozen=True, slots=True)
-class EscalationSource:
-    alert_id: UUID
-    market: str
-    level: int
-    # Whether the alert went to a regional director: the rung it stands on.
-    regional: bool
-
-
-async def lock_for_escalation(*, connection: Connection, alert_id: UUID) -> EscalationSource | None:
-    """Lock an alert not escalated yet (inside the caller's transaction); None if it was."""
-    row = await connection.fetchrow(
-        """SELECT a.alert_id, a.market, a.level, m.market = '*' AS regional
-           FROM terrain.alerts a JOIN terrain.managers m USING (manager_id)
-           WHERE a.alert_id = $1 AND a.escalated_at IS NULL
-           FOR UPDATE OF a""",
-        alert_id,
-    )
-    if row is None:
-        return None
-    return EscalationSource(row["alert_id"], row["market"], row["level"], row["regional"])
-
-
-_ESCALATE = """
-WITH source AS (SELECT * FROM terrain.alerts WHERE alert_id = $1),
-inserted AS (
-    INSERT INTO terrain.alerts
-        (submission_id, manager_id, rule_id, severity, signals, market, received_at, payload,
-         ruleset_version, level, escalated_from, created_at, trace_context)
-    SELECT s.submission_id, m.manager_id, s.rule_id, s.severity, s.signals, s.market,
-           s.received_at, s.payload || $5::jsonb, s.ruleset_version, $3, s.alert_id, $2,
-           s.trace_context
-    FROM source s CROSS JOIN unnest($4::uuid[]) AS m(manager_id)
-    ON CONFLICT (submission_id, manager_id, rule_id) DO NOTHING
-    RETURNING alert_id)
-UPDATE terrain.alerts a
-SET escalated_at = $2,
-    escalation_detail = CASE
-        WHEN $3::smallint IS NULL THEN 'not acknowledged; no higher level'
-        ELSE format('not acknowledged; escalated to %s (%s new alerts)',
-                    $6::text, (SELECT count(*) FROM inserted))
-    END
-FROM source s WHERE a.alert_id = s.alert_id
-RETURNING a.escalation_detail
-"""
-
-
-async def record_escalation(
-    *,
-    connection: Connection,
-    alert_id: UUID,
-    now: datetime,
-    level: int | None,
-    manager_ids: tuple[UUID, ...] = (),
-    payload_note: dict[str, Any] | None = None,
-    described: str = "",
-) -> str:
-    """Write the escalation's alerts (none when ``level`` is None: nobody stands higher) and
-    mark the source escalated; returns what was recorded on it."""
-    detail: str = await connection.fetchval(
-        _ESCALATE,
-        alert_id,
-        now,
-        level,
-        list(manager_ids),
-        json.dumps(payload_note or {}),
-        described,
-    )
-    return detail
-
-
-@dataclass(frozen=True, slots=True)
-class AlertView:
-    alert_id: UUID
-    submission_id: UUID
-    manager_name: str
-    language: str
-    severity: str
-    rule_id: str
-    ruleset_version: str
-    payload: dict[str, Any]
-    status: str
-    acknowledged_at: datetime | None
-    acknowledgement_note: str | None
-    resolved_at: datetime | None
-    resolution_note: str | None
-    escalated_at: datetime | None
-
-
-async def alert_for_manager(
-    *, connection: Executor, alert_id: UUID, manager_id: UUID
-) -> AlertView | None:
-    row = await connection.fetchrow(
-        """SELECT a.alert_id, a.submission_id, m.name AS manager_name, m.language, a.severity,
-                  a.rule_id, a.ruleset_version, a.payload, a.status, a.acknowledged_at,
-                  a.acknowledgement_note, a.resolved_at, a.resolution_note, a.escalated_at
-           FROM terrain.alerts a JOIN terrain.managers m USING (manager_id)
-           WHERE a.alert_id = $1 AND a.manager_id = $2""",
-        alert_id,
-        manager_id,
-    )
-    if row is None:
-        return None
-    values = dict(row)
-    values["payload"] = json.loads(values["payload"])
-    return AlertView(**values)
-
-
-async def sealed_customer_number(*, connection: Executor, submission_id: UUID) -> str | None:
-    value: str | None = await connection.fetchval(
-        "SELECT msisdn_sealed FROM terrain.customer_contacts WHERE submission_id = $1",
-        submission_id,
-    )
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class Acknowledged:
-    severity: str
-    # Set only for the first acknowledgement of a delivered alert: its time to acknowledge.
-    waited_s: float | None
-
-
-async def acknowledge(
-    *, connection: Executor, alert_id: UUID, manager_id: UUID, note: str | None, now: datetime
-) -> Acknowledged | None:
-    row = await connection.fetchrow(
-        """UPDATE terrain.alerts a
-           SET acknowledged_at = coalesce(a.acknowledged_at, $3),
-               acknowledged_by = coalesce(a.acknowledged_by, $2),
-               acknowledgement_note = coalesce($4, a.acknowledgement_note)
-           FROM (SELECT alert_id, acknowledged_at FROM terrain.alerts
-                 WHERE alert_id = $1 FOR UPDATE) before
-           WHERE a.alert_id = before.alert_id AND a.manager_id = $2
-           RETURNING a.severity,
-                     CASE WHEN before.acknowledged_at IS NULL AND a.delivered_at IS NOT NULL
-                          THEN extract(epoch FROM $3 - a.delivered_at) END AS waited_s""",
-        alert_id,
-        manager_id,
-        now,
-        note,
-    )
-    if row is None:
-        return None
-    waited = row["waited_s"]
-    return Acknowledged(row["severity"], float(waited) if waited is not None else None)
-
-
-async def resolve(
-    *, connection: Executor, alert_id: UUID, manager_id: UUID, note: str | None, now: datetime
-) -> bool:
-    status: str = await connection.execute(
-        """UPDATE terrain.alerts
-           SET acknowledged_at = coalesce(acknowledged_at, $3),
-               acknowledged_by = coalesce(acknowledged_by, $2),
-               resolved_at = coalesce(resolved_at, $3),
-               resolution_note = coalesce($4, resolution_note)
-           WHERE alert_id = $1 AND manager_id = $2""",
-        alert_id,
-        manager_id,
-        now,
-        note,
-    )
-    return status.endswith(" 1")
-
-
-# --- managers --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Manager:
-    manager_id: UUID
-    market: str
-    name: str
-    role: str
-    level: int
-    email: str | None
-    webhook_url: str | None
-    has_sms: bool
-    language: str
-    timezone: str
-    working_hours: str
-    active: bool
-
-
-async def add_manager(
-    *,
-    connection: Executor,
-    market: str,
-    name: str,
-    role: str,
-    level: int = 1,
-    email: str | None = None,
-    webhook_url: str | None = None,
-    sms_sealed: str | None = None,
-    language: str = "fr",
-    timezone: str = "UTC",
-    working_hours: str = "08:00-18:00",
-    manager_id: UUID | None = None,
-) -> UUID:
-    """Add a manager; pass ``manager_id`` when the SMS number was sealed for that id."""
-    new_id: UUID = await connection.fetchval(
-        """INSERT INTO terrain.managers
-               (manager_id, market, name, role, level, email, webhook_url, sms_sealed,
-                language, timezone, working_hours)
-           VALUES (coalesce($1, gen_random_uuid()), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-           RETURNING manager_id""",
-        manager_id,
-        market,
-        name,
-        role,
-        level,
-        email,
-        webhook_url,
-        sms_sealed,
-        language,
-        timezone,
-        working_hours,
-    )
-    return new_id
-
-
-async def list_managers(*, connection: Executor, market: str | None = None) -> list[Manager]:
-    rows = await connection.fetch(
-        """SELECT manager_id, market, name, role, level, email, webhook_url,
-                  sms_sealed IS NOT NULL AS has_sms, language, timezone, working_hours, active
-           FROM terrain.managers WHERE $1::text IS NULL OR market = $1
-           ORDER BY market, level, name""",
-        market,
-    )
-    return [Manager(**dict(row)) for row in rows]
-
-
-async def deactivate_manager(*, connection: Executor, manager_id: UUID) -> bool:
-    status: str = await connection.execute(
-        "UPDATE terrain.managers SET active = false WHERE manager_id = $1 AND active", manager_id
-    )
-    return status.endswith(" 1")

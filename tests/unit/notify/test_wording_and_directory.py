@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from notify.directory import parse_csv
-from notify.messages import render, render_sms
+from notify.wording import render, render_sms
 
 ALERT: dict[str, Any] = {
     "alert_id": "a1",

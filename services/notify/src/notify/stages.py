@@ -19,8 +19,8 @@ import asyncpg
 from opentelemetry import trace
 
 from notify import __version__
-from notify.logic import decide
-from notify.repository import AlertToRecord
+from notify.deciding import decide
+from notify.outbox import AlertToRecord
 from notify.routing import route_alerts
 from notify.rules import RuleSet
 from notify.settings import NotifySettings
@@ -29,7 +29,7 @@ from terrain_contracts.messages import (
     decode_stored_submission,
 )
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED
-from terrain_contracts.vocabulary import FailureReason
+from terrain_contracts.vocabulary import FailureReason, Severity
 from terrain_runtime.db import Connection
 from terrain_runtime.dlq import Failure, SourceRecord
 from terrain_runtime.metrics import RECORDS_PROCESSED
@@ -193,7 +193,7 @@ class NotifyRuntime:
 
 
 def alert_payload(
-    stored: SubmissionStoredV1, rule_id: str, severity: str, signals: list[str]
+    stored: SubmissionStoredV1, rule_id: str, severity: Severity, signals: list[str]
 ) -> dict[str, object]:
     submission = stored.submission
     location = submission.location
