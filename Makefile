@@ -32,7 +32,7 @@ test:  ## the whole suite against a real Kafka and PostgreSQL (installs what is 
 lint: bootstrap  ## ruff (lint + format) and mypy --strict
 	uv run --frozen ruff check .
 	uv run --frozen ruff format --check .
-	uv run --frozen mypy packages services tests
+	uv run --frozen mypy packages services testkit tests
 	uv run --frozen bandit -q -c pyproject.toml -r packages services
 
 audit: bootstrap  ## pip-audit of the locked dependencies (needs PyPI's JSON API or OSV)

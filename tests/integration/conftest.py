@@ -10,7 +10,8 @@ import pytest
 
 from terrain_runtime.kafka import ensure_topics
 from terrain_runtime.settings import TerrainSettings
-from tests.helpers import KAFKA, delete_topics, new_namespace, throwaway_database
+from terrain_testkit.database import throwaway_database
+from terrain_testkit.topics import KAFKA, delete_topics, new_namespace
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
