@@ -19,7 +19,7 @@ _NOT_A_NUMBER = re.compile(
     r"|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
     r"|[0-9a-fA-F]{16,}|[A-Za-z0-9+/]{24,}={0,2}"
 )
-EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def national_numbers(msisdns: dict[str, str]) -> set[str]:
@@ -46,7 +46,7 @@ def phone_numbers_in(text: str, numbers: set[str]) -> set[str]:
 
 def emails_in(text: str, emails: set[str]) -> set[str]:
     """Which of ``emails`` appear in ``text`` in clear (case-insensitive)."""
-    present = {e.lower() for e in EMAIL.findall(text)}
+    present = {e.lower() for e in _EMAIL.findall(text)}
     return {e for e in emails if e.lower() in present}
 
 

@@ -15,6 +15,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faststream import FastStream
 
 from terrain_contracts.topics import TOPICS
+from terrain_runtime.kafka import ensure_topics
+from terrain_runtime.settings import TerrainSettings
 
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 
@@ -36,6 +38,18 @@ async def delete_topics(namespace: str) -> None:
             await admin.delete_topics(doomed)
     finally:
         await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def throwaway_topics() -> AsyncIterator[str]:
+    """Terrain's topics created under a ``new_namespace``, deleted on the way out: the
+    namespace."""
+    namespace = new_namespace()
+    await ensure_topics(TerrainSettings(kafka_bootstrap_servers=KAFKA, topic_namespace=namespace))
+    try:
+        yield namespace
+    finally:
+        await delete_topics(namespace)
 
 
 async def list_topics(namespace: str) -> list[str]:
