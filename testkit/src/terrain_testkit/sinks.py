@@ -13,7 +13,7 @@ from collections.abc import Callable
 from email import message_from_bytes
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 from aiosmtpd.controller import Controller
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -49,8 +49,9 @@ class _LoopbackServer:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def _start(self) -> None:
+    def __enter__(self) -> Self:
         self._thread.start()
+        return self
 
     def __exit__(self, *_: object) -> None:
         self._server.shutdown()
@@ -91,10 +92,6 @@ class WebhookSink(_LoopbackServer):
     def url(self, path: str = "/hook") -> str:
         """The URL at which this sink receives ``path``."""
         return f"{self._base}{path}"
-
-    def __enter__(self) -> WebhookSink:
-        self._start()
-        return self
 
     def bodies(self, path: str | None = None) -> list[dict[str, Any]]:
         """The JSON bodies received (at ``path``, or anywhere), in order."""
@@ -202,10 +199,6 @@ class OtlpReceiver(_LoopbackServer):
     def endpoint(self) -> str:
         """The base URL to give the services as their OTLP endpoint."""
         return self._base
-
-    def __enter__(self) -> OtlpReceiver:
-        self._start()
-        return self
 
 
 def _span(service: str, span: Any) -> dict[str, Any]:
