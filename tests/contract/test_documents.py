@@ -13,7 +13,7 @@ from terrain_cli.documents import render_all
 from terrain_contracts.examples import load, names
 from terrain_contracts.submission import FieldSubmission
 from terrain_contracts.topics import TOPICS
-from tests.factories import raw_envelope
+from terrain_testkit.factories import raw_envelope
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "contracts"
 

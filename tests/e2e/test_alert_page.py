@@ -22,9 +22,10 @@ from notify.links import ack_link
 from notify.managers import add_manager
 from notify.settings import DEV_ACK_LINK_SECRET
 from terrain_contracts.markets import Market
-from tests.e2e.conftest import Stack, post
-from tests.factories import field_submission
-from tests.helpers import WebhookSink, eventually, free_port
+from terrain_testkit.database import eventually
+from terrain_testkit.factories import field_submission
+from terrain_testkit.processes import Stack, free_port, post
+from terrain_testkit.sinks import WebhookSink
 
 CHROMIUM_ARGS = (
     "--headless",

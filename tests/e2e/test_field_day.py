@@ -11,8 +11,9 @@ import asyncpg
 from terrain_simulator.generator import DayOptions
 from terrain_simulator.report import build_report
 from terrain_simulator.simulate import simulate
-from tests.e2e.conftest import Stack
-from tests.helpers import WebhookSink, country_managers
+from terrain_testkit.factories import country_managers
+from terrain_testkit.processes import Stack
+from terrain_testkit.sinks import WebhookSink
 
 
 async def test_a_small_field_day_keeps_every_promise(stack: Stack, database_url: str) -> None:

@@ -27,7 +27,10 @@ from hypothesis import strategies as st
 
 from terrain_contracts.markets import Market
 from terrain_simulator.simulate import ensure_devices
-from tests.e2e.conftest import LOG_DIR, Stack
+from terrain_testkit.factories import country_managers, field_submission
+from terrain_testkit.privacy import database_text, national_numbers, phone_numbers_in
+from terrain_testkit.processes import LOG_DIR, Stack
+from terrain_testkit.sinks import WebhookSink
 from tests.e2e.hostile_documents import (
     Case,
     poisoned_case,
@@ -35,14 +38,6 @@ from tests.e2e.hostile_documents import (
     schema_case,
     utc_now,
     visit_case,
-)
-from tests.factories import field_submission
-from tests.helpers import (
-    WebhookSink,
-    country_managers,
-    database_text,
-    national_numbers,
-    phone_numbers_in,
 )
 
 EXAMPLES = int(os.environ.get("TERRAIN_FUZZ_EXAMPLES", "300"))

@@ -19,19 +19,16 @@ import phonenumbers
 import pytest
 
 from terrain_simulator.simulate import ensure_devices
-from tests.e2e.conftest import Stack
-from tests.factories import field_submission
-from tests.helpers import (
-    SmtpSink,
-    WebhookSink,
-    country_managers,
+from terrain_testkit.factories import country_managers, field_submission, notify_receivers_env
+from terrain_testkit.privacy import (
     database_text,
     emails_in,
     national_numbers,
-    notify_receivers_env,
     phone_numbers_in,
     topics_text,
 )
+from terrain_testkit.processes import Stack
+from terrain_testkit.sinks import SmtpSink, WebhookSink
 
 pytestmark = pytest.mark.timeout(180)
 

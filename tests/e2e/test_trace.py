@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 from ingest.repository import create_device
 from terrain_cli.main import app as cli
 from terrain_contracts.markets import Market
-from tests.e2e.conftest import Stack, post
-from tests.factories import field_submission
-from tests.helpers import OtlpReceiver, WebhookSink, country_managers, free_port
+from terrain_testkit.factories import country_managers, field_submission
+from terrain_testkit.processes import Stack, free_port, post
+from terrain_testkit.sinks import OtlpReceiver, WebhookSink
 
 VERBATIM = "On m'a volé 40 000 FCFA sur mon compte, mon numéro est le 77 555 12 34"
 

@@ -11,9 +11,9 @@ import asyncpg
 from ingest.repository import create_device
 from notify.managers import add_manager
 from terrain_contracts.markets import Market
-from tests.e2e.conftest import Stack, post
-from tests.factories import field_submission
-from tests.helpers import WebhookSink
+from terrain_testkit.factories import field_submission
+from terrain_testkit.processes import Stack, post
+from terrain_testkit.sinks import WebhookSink
 
 
 async def test_a_submission_is_stored_once_and_alerts_its_market(

@@ -8,9 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from terrain_runtime.kafka import ensure_topics
-from terrain_runtime.settings import TerrainSettings
-from tests.helpers import KAFKA, delete_topics, new_namespace, throwaway_database
+from terrain_testkit.database import throwaway_database
+from terrain_testkit.topics import KAFKA, throwaway_topics
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -27,10 +26,8 @@ async def database_url() -> AsyncIterator[str]:
 
 @pytest.fixture
 async def namespace() -> AsyncIterator[str]:
-    ns = new_namespace()
-    await ensure_topics(TerrainSettings(kafka_bootstrap_servers=KAFKA, topic_namespace=ns))
-    yield ns
-    await delete_topics(ns)
+    async with throwaway_topics() as ns:
+        yield ns
 
 
 @pytest.fixture

@@ -16,13 +16,12 @@ import asyncpg
 from notify.directory import ManagerSpec
 from notify.managers import store_managers
 from notify.settings import NotifySettings
-from tests.factories import field_submission
-from tests.helpers import SmtpSink, free_port
+from terrain_testkit.factories import field_submission
+from terrain_testkit.processes import free_port
 
 __all__ = [
     "BlockingHook",
     "Clock",
-    "SmtpSink",
     "add",
     "alerts_of",
     "notify_settings",

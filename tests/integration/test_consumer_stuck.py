@@ -23,8 +23,9 @@ from prometheus_client import REGISTRY
 from enrich.app import create_app
 from enrich.settings import EnrichSettings
 from terrain_contracts.topics import SUBMISSIONS_RAW
-from tests.factories import raw_record
-from tests.helpers import KAFKA, eventually, fetchval, produce, running
+from terrain_testkit.database import eventually, fetchval
+from terrain_testkit.factories import raw_record
+from terrain_testkit.topics import KAFKA, produce, running
 
 RECORDS = 30
 

@@ -17,8 +17,9 @@ from enrich.segments import SegmentRecord
 from enrich.settings import EnrichSettings
 from terrain_contracts.messages import decode_stored_submission
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED, SUBMISSIONS_RAW
-from tests.factories import field_submission, raw_envelope
-from tests.helpers import fetchval, produce, read_topic, running, throwaway_database
+from terrain_testkit.database import fetchval, throwaway_database
+from terrain_testkit.factories import field_submission, raw_envelope
+from terrain_testkit.topics import produce, read_topic, running
 
 
 async def test_enriched_rows_in_the_analytics_view(

@@ -7,7 +7,8 @@ from typing import Any
 from enrich.app import create_app
 from enrich.settings import EnrichSettings
 from terrain_contracts.topics import SUBMISSIONS_RAW
-from tests.helpers import fetchval, produce_junk, until_it_stops
+from terrain_testkit.database import fetchval
+from terrain_testkit.topics import produce_junk, until_it_stops
 
 
 async def test_dead_letter_limit_stops_the_consumer(

@@ -16,8 +16,10 @@ import pytest
 from enrich.app import create_app
 from enrich.settings import EnrichSettings
 from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED, SUBMISSIONS_RAW
-from tests.factories import raw_record
-from tests.helpers import eventually, fetchval, local_service, produce, read_topic, running
+from terrain_testkit.database import eventually, fetchval
+from terrain_testkit.factories import raw_record
+from terrain_testkit.processes import local_service
+from terrain_testkit.topics import produce, read_topic, running
 
 
 def _postgres(action: str) -> Any:

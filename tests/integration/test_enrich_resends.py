@@ -16,8 +16,9 @@ from enrich.app import create_app
 from enrich.settings import EnrichSettings
 from terrain_contracts.messages import DeadLetterV1
 from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED, SUBMISSIONS_RAW
-from tests.factories import field_submission, raw_record
-from tests.helpers import eventually, fetchval, produce, read_topic, running
+from terrain_testkit.database import eventually, fetchval
+from terrain_testkit.factories import field_submission, raw_record
+from terrain_testkit.topics import produce, read_topic, running
 
 
 def resent(document: dict[str, Any], sent_at: str, app_version: str | None = None) -> bytes:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from terrain_cli import segments
 from terrain_cli.main import app
 from terrain_runtime.settings import TerrainSettings
-from tests.helpers import fetchval
+from terrain_testkit.database import fetchval
 
 HEADER = "msisdn,msisdn_hash,segment,value_tier,plan,tenure_months,valid_from\n"
 

@@ -12,8 +12,9 @@ from enrich.app import create_app
 from enrich.settings import EnrichSettings
 from terrain_contracts.messages import DeadLetterV1, decode_stored_submission
 from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED, SUBMISSIONS_RAW
-from tests.factories import field_submission, raw_record
-from tests.helpers import eventually, produce, read_topic, running
+from terrain_testkit.database import eventually
+from terrain_testkit.factories import field_submission, raw_record
+from terrain_testkit.topics import produce, read_topic, running
 
 
 async def count(url: str, sql: str, *args: Any) -> int:

@@ -18,8 +18,9 @@ from enrich.app import create_app
 from enrich.settings import EnrichSettings
 from terrain_contracts.messages import DeadLetterV1
 from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_RAW
-from tests.factories import field_submission, raw_record
-from tests.helpers import KAFKA, eventually, fetchval, read_topic, running
+from terrain_testkit.database import eventually, fetchval
+from terrain_testkit.factories import field_submission, raw_record
+from terrain_testkit.topics import KAFKA, read_topic, running
 
 SECRET = "appelez mon frere au 98 765 432"
 

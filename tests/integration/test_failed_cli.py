@@ -19,16 +19,9 @@ from enrich.app import create_app
 from enrich.settings import EnrichSettings
 from terrain_cli.main import app as cli
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED, SUBMISSIONS_RAW
-from tests.factories import field_submission, raw_record
-from tests.helpers import (
-    KAFKA,
-    eventually,
-    fetchval,
-    produce,
-    read_topic,
-    running,
-    throwaway_database,
-)
+from terrain_testkit.database import eventually, fetchval, throwaway_database
+from terrain_testkit.factories import field_submission, raw_record
+from terrain_testkit.topics import KAFKA, produce, read_topic, running
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from ingest.settings import IngestSettings
 from terrain_contracts.markets import Market
 from terrain_contracts.messages import decode_raw_submission
 from terrain_contracts.topics import SUBMISSIONS_RAW
-from tests.helpers import read_topic
+from terrain_testkit.topics import read_topic
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from ingest.repository import create_device
 from ingest.settings import IngestSettings
 from terrain_contracts.examples import load
 from terrain_contracts.markets import Market
-from tests.helpers import ingest_process
+from terrain_testkit.processes import ingest_process
 
 # CI runs a short fuzz; `TERRAIN_FUZZ_EXAMPLES=2000 make test` is the long one.
 FUZZ_EXAMPLES = int(os.environ.get("TERRAIN_FUZZ_EXAMPLES", "40"))

@@ -23,7 +23,9 @@ from ingest.repository import create_device
 from ingest.settings import IngestSettings
 from terrain_contracts.markets import Market
 from terrain_contracts.topics import SUBMISSIONS_RAW
-from tests.helpers import ingest_process, phone_numbers_in, read_topic
+from terrain_testkit.privacy import phone_numbers_in
+from terrain_testkit.processes import ingest_process
+from terrain_testkit.topics import read_topic
 
 
 @pytest.fixture

@@ -16,8 +16,10 @@ import httpx
 import pytest
 
 from terrain_contracts.topics import SUBMISSIONS_RAW
-from tests.factories import field_submission
-from tests.helpers import eventually, ingest_process, read_topic
+from terrain_testkit.database import eventually
+from terrain_testkit.factories import field_submission
+from terrain_testkit.processes import ingest_process
+from terrain_testkit.topics import read_topic
 from tests.integration.test_ingest_fuzz import _token
 
 WORKERS = 2

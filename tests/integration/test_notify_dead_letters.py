@@ -14,16 +14,10 @@ from notify.app import create_app
 from notify.managers import add_manager
 from terrain_contracts.messages import DeadLetterV1
 from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED
-from tests.factories import field_submission, stored_record
-from tests.helpers import (
-    WebhookSink,
-    eventually,
-    fetchval,
-    produce,
-    produce_junk,
-    running,
-    until_it_stops,
-)
+from terrain_testkit.database import eventually, fetchval
+from terrain_testkit.factories import field_submission, stored_record
+from terrain_testkit.sinks import WebhookSink
+from terrain_testkit.topics import produce, produce_junk, read_topic, running, until_it_stops
 from tests.integration.notify_support import notify_settings
 
 SECRET = "appelez mon frere au 98 765 432"
@@ -90,8 +84,6 @@ async def test_records_notify_cannot_handle_are_dead_lettered_and_alerting_goes_
                 "UPDATE terrain.managers SET active = false WHERE manager_id = $1", manager
             )
             await connection.close()
-
-    from tests.helpers import read_topic
 
     letters = await read_topic(DEAD_LETTERS.name(namespace), expect=3)
     decoded = [DeadLetterV1.model_validate_json(r.value) for r in letters]

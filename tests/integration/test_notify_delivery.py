@@ -20,12 +20,12 @@ from notify.outbox import AlertToRecord, claim_due
 from notify.routing import route_alerts
 from terrain_contracts.topics import DEAD_LETTERS, SUBMISSIONS_ENRICHED
 from terrain_contracts.vocabulary import Severity
-from tests.factories import stored_record
-from tests.helpers import WebhookSink, produce, read_topic, running
+from terrain_testkit.factories import stored_record
+from terrain_testkit.sinks import SmtpSink, WebhookSink
+from terrain_testkit.topics import produce, read_topic, running
 from tests.integration.notify_support import (
     BlockingHook,
     Clock,
-    SmtpSink,
     add,
     alerts_of,
     notify_settings,

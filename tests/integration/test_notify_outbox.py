@@ -14,8 +14,10 @@ from notify.app import create_app
 from notify.managers import add_manager
 from notify.settings import NotifySettings
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED
-from tests.factories import field_submission, stored_record
-from tests.helpers import WebhookSink, eventually, produce, running
+from terrain_testkit.database import eventually
+from terrain_testkit.factories import field_submission, stored_record
+from terrain_testkit.sinks import WebhookSink
+from terrain_testkit.topics import produce, running
 
 
 async def test_urgent_submission_alerts_its_market_once_with_a_signature(

@@ -20,8 +20,9 @@ from notify.routing import route_alerts
 from terrain_cli.trace import show
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED
 from terrain_contracts.vocabulary import Severity
-from tests.factories import stored_record
-from tests.helpers import WebhookSink, produce, running
+from terrain_testkit.factories import stored_record
+from terrain_testkit.sinks import WebhookSink
+from terrain_testkit.topics import produce, running
 from tests.integration.notify_support import (
     Clock,
     add,

@@ -5,7 +5,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from terrain_contracts.topics import TOPICS
 from terrain_runtime.kafka import ensure_topics
 from terrain_runtime.settings import TerrainSettings
-from tests.helpers import KAFKA
+from terrain_testkit.topics import KAFKA
 
 
 async def test_registry_topics_exist_with_their_partitions(namespace: str) -> None:

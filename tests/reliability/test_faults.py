@@ -30,19 +30,11 @@ from terrain_contracts.topics import SUBMISSIONS_ENRICHED, SUBMISSIONS_RAW
 from terrain_simulator.generator import DayOptions
 from terrain_simulator.runner import Outcome
 from terrain_simulator.simulate import SimulationResult, simulate
-from tests.e2e.conftest import LOG_DIR, Stack
-from tests.helpers import (
-    SmtpSink,
-    WebhookSink,
-    country_managers,
-    database_text,
-    local_service,
-    national_numbers,
-    notify_receivers_env,
-    phone_numbers_in,
-    produce,
-    topics_text,
-)
+from terrain_testkit.factories import country_managers, notify_receivers_env
+from terrain_testkit.privacy import database_text, national_numbers, phone_numbers_in, topics_text
+from terrain_testkit.processes import LOG_DIR, Stack, local_service
+from terrain_testkit.sinks import SmtpSink, WebhookSink
+from terrain_testkit.topics import produce
 
 Fault = Callable[[Stack], Awaitable[None]]
 

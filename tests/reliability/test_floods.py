@@ -15,8 +15,8 @@ import httpx
 
 from ingest.repository import create_device
 from terrain_contracts.markets import Market
-from tests.e2e.conftest import Stack
-from tests.factories import field_submission
+from terrain_testkit.factories import field_submission
+from terrain_testkit.processes import Stack
 
 CLIENTS = 48
 # Idle, ingest holds ~125 MB; bodies in flight may add max_buffered_body_bytes (48 MB).

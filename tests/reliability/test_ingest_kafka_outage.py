@@ -18,8 +18,8 @@ from terrain_contracts.markets import Market
 from terrain_contracts.topics import SUBMISSIONS_RAW
 from terrain_runtime.kafka import ensure_topics
 from terrain_runtime.settings import TerrainSettings
-from tests.factories import field_submission
-from tests.reliability.conftest import PrivateBroker
+from terrain_testkit.factories import field_submission
+from terrain_testkit.processes import PrivateBroker
 
 
 async def read_keys(bootstrap: str, topic: str, expect: int) -> set[bytes]:

@@ -27,8 +27,9 @@ import pytest
 
 from terrain_simulator.generator import DayOptions
 from terrain_simulator.simulate import simulate
-from tests.e2e.conftest import LOG_DIR, Stack
-from tests.helpers import SmtpSink, WebhookSink, country_managers, notify_receivers_env
+from terrain_testkit.factories import country_managers, notify_receivers_env
+from terrain_testkit.processes import LOG_DIR, Stack
+from terrain_testkit.sinks import SmtpSink, WebhookSink
 
 SCALE = int(os.environ.get("TERRAIN_FAULT_SCALE", "1"))
 KILLS = 8 * SCALE

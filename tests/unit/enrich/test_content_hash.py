@@ -8,7 +8,7 @@ import json
 from datetime import datetime
 
 from enrich.logic import content_hash, documents, same_content
-from tests.factories import field_submission, raw_envelope
+from terrain_testkit.factories import field_submission, raw_envelope
 
 
 def _v1_hash(document: str) -> str:

@@ -10,7 +10,7 @@ from ingest.logic import Device, SubmissionRejected, receive, validate
 from terrain_contracts.markets import Market
 from terrain_contracts.messages import decode_raw_submission
 from terrain_runtime.settings import TerrainSettings
-from tests.helpers import phone_numbers_in
+from terrain_testkit.privacy import phone_numbers_in
 
 SETTINGS = TerrainSettings(environment="test")
 DEVICE = Device(UUID(int=7), Market.SN, "unit")

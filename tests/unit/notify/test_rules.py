@@ -11,7 +11,7 @@ import pytest
 from notify.deciding import decide
 from notify.rules import RuleSet, load_ruleset
 from terrain_contracts.messages import SubmissionStoredV1, decode_stored_submission
-from tests.factories import field_submission, stored_record
+from terrain_testkit.factories import field_submission, stored_record
 
 DEFAULT = load_ruleset()
 

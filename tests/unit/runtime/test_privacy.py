@@ -14,7 +14,7 @@ from terrain_runtime.privacy import (
     normalise_msisdn,
     redact_contacts,
 )
-from tests.helpers import phone_numbers_in
+from terrain_testkit.privacy import phone_numbers_in
 
 
 @pytest.mark.parametrize(
