@@ -12,5 +12,5 @@ from terrain_contracts.examples import load
 
 @pytest.fixture
 def brief_example() -> dict[str, Any]:
-    """The BRIEF's example submission (a fresh copy per test)."""
+    """The field-app contract's example submission (a fresh copy per test)."""
     return copy.deepcopy(load("field_submission.brief"))

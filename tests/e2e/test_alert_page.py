@@ -106,7 +106,7 @@ async def test_manager_opens_the_link_and_acknowledges_in_a_browser(
             )
         finally:
             await connection.close()
-        # The BRIEF's example: Orange Money, satisfaction 1, consent, a number.
+        # The contract's example visit: Orange Money, satisfaction 1, consent, a number.
         visit = field_submission(feedback__urgent=True)
         response = await asyncio.to_thread(post, stack, "/v1/submissions", token, visit)
         assert response.status_code == 202, response.text

@@ -30,7 +30,7 @@ async def test_a_submission_is_stored_once_and_alerts_its_market(
                 role="country_manager",
                 webhook_url=sink.url("/sn"),
             )
-            submission = field_submission()  # the BRIEF example: satisfaction 1, orange_money
+            submission = field_submission()  # the contract's example: satisfaction 1, orange_money
             first = await asyncio.to_thread(post, stack, "/v1/submissions", token, submission)
             accepted_at = time.monotonic()
             assert first.status_code == 202, first.text

@@ -106,7 +106,7 @@ async def run_demo(
         )
         await ensure_demo_managers(connection, inbox)
         submission = load("field_submission.brief") | {"submission_id": str(uuid4())}
-        typer.echo("field app  -> POST /v1/submissions (the BRIEF's example, a fresh id)")
+        typer.echo("field app  -> POST /v1/submissions (the contract's example visit, a fresh id)")
         async with httpx.AsyncClient(timeout=15) as http:
             response = await http.post(
                 f"{ingest_url}/v1/submissions",

@@ -40,7 +40,10 @@ class RunStats:
         return (self.finished or time.monotonic()) - self.started
 
 
-class Sender:
+class FieldApps:
+    """The field devices of a day: they send its visits to ingest over HTTP as the app
+    does (outbox batches, resends, retries on 429/503) and keep each visit's outcome."""
+
     def __init__(
         self,
         *,

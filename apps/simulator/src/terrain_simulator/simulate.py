@@ -20,14 +20,14 @@ from rich.table import Table
 from terrain_cli.devices import register_device
 from terrain_contracts.markets import Market
 from terrain_simulator.generator import DayOptions, PlannedVisit, field_day
-from terrain_simulator.runner import Outcome, RunStats, Sender
+from terrain_simulator.runner import FieldApps, Outcome, RunStats
 from terrain_simulator.verify import Verdict, verify
 
 
 @dataclass
 class SimulationResult:
     visits: list[PlannedVisit]
-    sender: Sender
+    sender: FieldApps
     verdict: Verdict
 
 
@@ -68,7 +68,7 @@ async def connect_patiently(database_url: str, *, patience_s: float) -> asyncpg.
 
 @dataclass(frozen=True)
 class SendPlan:
-    """How the day is sent: the one place a Sender is configured (pickled to workers)."""
+    """How the day is sent: the one place the field apps are configured (pickled to workers)."""
 
     ingest_url: str
     tokens: dict[Market, list[str]]
@@ -76,8 +76,8 @@ class SendPlan:
     rate: float
     seed: int
 
-    def sender(self, on_progress: Callable[[int], None] | None = None) -> Sender:
-        return Sender(
+    def sender(self, on_progress: Callable[[int], None] | None = None) -> FieldApps:
+        return FieldApps(
             ingest_url=self.ingest_url,
             tokens=self.tokens,
             concurrency=self.concurrency,
@@ -96,7 +96,7 @@ class SendPlan:
         )
 
 
-async def _send_here(visits: list[PlannedVisit], plan: SendPlan, console: Console) -> Sender:
+async def _send_here(visits: list[PlannedVisit], plan: SendPlan, console: Console) -> FieldApps:
     with Progress(
         TextColumn("[bold]field day[/]"),
         BarColumn(),
@@ -131,9 +131,9 @@ def _send_slice(
     return sender.outcomes, sender.stats, time.process_time() - cpu
 
 
-async def _send_in_processes(visits: list[PlannedVisit], plan: SendPlan, senders: int) -> Sender:
+async def _send_in_processes(visits: list[PlannedVisit], plan: SendPlan, senders: int) -> FieldApps:
     """The day split over ``senders`` processes (one Python process tops out at a few
-    hundred requests/s); their outcomes and counts merged into one Sender for verify."""
+    hundred requests/s); their outcomes and counts merged into one FieldApps for verify."""
     loop = asyncio.get_running_loop()
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=senders, mp_context=context) as pool:

@@ -27,7 +27,10 @@ log = logging.getLogger(__name__)
 TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
+    # SQLSTATE class 08 (connection exceptions), ConnectionDoesNotExistError among them.
+    asyncpg.exceptions.PostgresConnectionError,
+    # 57P02: the server crashed and is restarting.
+    asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,

@@ -334,11 +334,15 @@ async def every(
     interval_s: float, work: Callable[[], Awaitable[object]], stopping: asyncio.Event
 ) -> None:
     """Run ``work`` every ``interval_s`` until ``stopping``; a database outage is a skipped
-    turn, not a dead loop."""
+    turn, not a dead loop. Neither is anything else: escalation and digests must outlive a
+    bad row or a bug in one turn, so that is logged with its traceback and retried."""
+    name = getattr(work, "__name__", "work")
     while not stopping.is_set():
         try:
             await work()
         except TRANSIENT_DB_ERRORS as error:
-            log.warning("%s skipped: %s", getattr(work, "__name__", "work"), type(error).__name__)
+            log.warning("%s skipped: %s", name, type(error).__name__)
+        except Exception:
+            log.exception("%s failed; trying again in %.0f s", name, interval_s)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), timeout=interval_s)
