@@ -1,0 +1,31 @@
+"""The parts of the test kit that the benchmarks use, imported in this one place: a
+throwaway database, fresh topics, the webhook receiver, a manager per market, a service's
+environment, and the factories of raw and stored records."""
+
+from tests.factories import field_submission, raw_envelope, stored_record
+from tests.helpers import (
+    KAFKA,
+    WebhookSink,
+    country_managers,
+    create_database,
+    delete_topics,
+    drop_database,
+    free_port,
+    service_env,
+    throwaway_database,
+)
+
+__all__ = [
+    "KAFKA",
+    "WebhookSink",
+    "country_managers",
+    "create_database",
+    "delete_topics",
+    "drop_database",
+    "field_submission",
+    "free_port",
+    "raw_envelope",
+    "service_env",
+    "stored_record",
+    "throwaway_database",
+]
