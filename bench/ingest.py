@@ -207,6 +207,7 @@ def _measure(
             raw, raw_at_rate = raw_run.result(), rate_run.result()
         watch = ProcessWatch(process.pid)
         workers = max(sizes.batch_workers, sizes.single_workers)
+        # Spawned workers import this script first, as spawn does; `ready` waits for that.
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
             for worker in [pool.submit(ready) for _ in range(workers)]:
                 worker.result()  # workers imported and waiting: their start is not timed
