@@ -1,6 +1,5 @@
 """End to end: sustained submissions/s from the field app's request to the stored row,
-their latency, the urgent alerts' latency, and each service's footprint (issue 7, items 4
-and 5).
+their latency, the urgent alerts' latency, and each service's footprint.
 
 The three services run as real processes (``python -m ingest|enrich|notify``) on a
 throwaway database and fresh topics, with a level-1 manager per market whose webhook is a
@@ -29,57 +28,36 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
-import random
 import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from importlib import metadata
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import asyncpg
 import httpx
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from bench.enrich_store import build_records, raw_copy
-from bench.ingest import producer_performance
-from bench.procstat import rss_mb, tree, tree_cpu_s
-from terrain_runtime.kafka import ensure_topics
-from terrain_runtime.settings import TerrainSettings
-from terrain_simulator.generator import DayOptions
-from terrain_simulator.simulate import SimulationResult, simulate
-from tests.helpers import (
-    KAFKA,
+from bench.kit import results
+from bench.kit.copy_limit import copy_limit
+from bench.kit.kafka_perf import perf_topic, producer_performance
+from bench.kit.stack import UNTHROTTLED, Service, fresh_topics, start_service
+from bench.kit.submissions import raw_record_size, raw_records
+from bench.kit.testkit import (
     WebhookSink,
     country_managers,
-    delete_topics,
     free_port,
     service_env,
     throwaway_database,
 )
+from terrain_simulator.generator import DayOptions
+from terrain_simulator.simulate import SimulationResult, simulate
 
-ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("ingest", "enrich", "notify")
 TARGET_PER_S = 10_000
 TARGET_ALERT_P99_S = 1.0
 TARGET_RSS_MB = 200
 LIBRARIES = ("fastapi", "uvicorn", "faststream", "aiokafka", "asyncpg", "pydantic")
-
-
-@dataclass
-class Service:
-    name: str
-    process: asyncio.subprocess.Process
-    spawned: float
-    ready_s: float = 0.0
-    cpu_before: float = 0.0
-    cpu_load_s: float = 0.0
-    rss_peak_mb: float = 0.0
 
 
 @dataclass
@@ -108,20 +86,6 @@ class Figures:
     kafka_per_s: float = 0.0
     copy_per_s: float = 0.0
     server: str = ""
-
-
-def _peak_rss_mb(pid: int) -> float:
-    """Peak resident memory of a service: of all its processes together (their peaks
-    summed, which bounds the true simultaneous peak from above) when it runs several."""
-    return sum(rss_mb(member)[1] for member in tree(pid))
-
-
-async def _start(name: str, env: dict[str, str], logs: Path) -> Service:
-    out = (logs / f"{name}.log").open("wb")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", name, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT
-    )
-    return Service(name, process, time.monotonic())
 
 
 async def _until(predicate: Any, timeout_s: float, what: str) -> None:
@@ -157,25 +121,11 @@ async def _warm_up(services: dict[str, Service], url: str, ingest_url: str) -> N
 
 
 async def _raw_limits(namespace: str, url: str, count: int) -> tuple[float, float]:
-    records, _ = build_records(count, random.Random(7))
-    topic = f"{namespace}bench.producer-performance"
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=12, replication_factor=1)])
-    finally:
-        await admin.close()
-    try:
-        size = len(records[0][1])
+    records, _ = raw_records(count, seed=7)
+    async with perf_topic(namespace) as topic:
+        size = raw_record_size(records)
         kafka = await asyncio.to_thread(producer_performance, topic, max(count, 50_000), size, -1)
-    finally:
-        admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
-        await admin.start()
-        try:
-            await admin.delete_topics([topic])
-        finally:
-            await admin.close()
-    copy = await raw_copy(url, records, {})
+    copy = await copy_limit(url, records)
     return kafka.records_per_s, copy["per_s"]
 
 
@@ -215,36 +165,26 @@ async def run(
     steady_visits: int = 12_000,
 ) -> Figures:
     namespace = f"e2e{uuid4().hex[:8]}."
-    async with throwaway_database("terrain_bench") as url:
-        await ensure_topics(
-            TerrainSettings(kafka_bootstrap_servers=KAFKA, topic_namespace=namespace)
-        )
+    async with throwaway_database("terrain_bench") as url, fresh_topics(namespace):
         connection = await asyncpg.connect(url)
         server = str(await connection.fetchval("SHOW server_version"))
-        logs = ROOT / ".local" / "bench-logs"
-        logs.mkdir(parents=True, exist_ok=True)
         services: dict[str, Service] = {}
         try:
             with WebhookSink() as sink:
                 async with country_managers(url, sink):
                     port = free_port()
                     env = service_env(
-                        url,
-                        namespace,
-                        TERRAIN_INGEST_PORT=str(port),
+                        url, namespace, TERRAIN_INGEST_PORT=str(port),
                         TERRAIN_INGEST_WORKERS=str(ingest_workers),
-                        TERRAIN_NOTIFY_PORT=str(free_port()),
-                        TERRAIN_LOG_LEVEL="WARNING",
-                        # A few simulated devices send everything: lift the per-device limit.
-                        TERRAIN_RATE_LIMIT_PER_MINUTE="10000000",
-                        TERRAIN_RATE_LIMIT_BURST="100000",
-                    )
+                        TERRAIN_NOTIFY_PORT=str(free_port()), TERRAIN_LOG_LEVEL="WARNING",
+                        **UNTHROTTLED,
+                    )  # fmt: skip
                     for service_name in SERVICES:
-                        services[service_name] = await _start(service_name, env, logs)
+                        services[service_name] = await start_service(service_name, env)
                     ingest_url = f"http://127.0.0.1:{port}"
                     await _warm_up(services, url, ingest_url)
                     for service in services.values():
-                        service.cpu_before = tree_cpu_s(service.process.pid)
+                        service.load_begins()
                     campaign = f"bench-{uuid4().hex[:6]}"
                     options = DayOptions(visits=visits, seed=2026, campaign_id=campaign)
                     result: SimulationResult = await simulate(
@@ -252,8 +192,7 @@ async def run(
                         concurrency=32, settle_s=600, senders=senders,
                     )  # fmt: skip
                     for service in services.values():
-                        service.cpu_load_s = tree_cpu_s(service.process.pid) - service.cpu_before
-                        service.rss_peak_mb = _peak_rss_mb(service.process.pid)
+                        service.load_ends()
                     # Then a steady day well below saturation: how soon an urgent complaint
                     # reaches its manager when the stack is busy but not drowning.
                     steady = await simulate(
@@ -265,15 +204,10 @@ async def run(
                     )  # fmt: skip
         finally:
             for service in services.values():
-                if service.process.returncode is None:
-                    service.process.terminate()
-                    await asyncio.wait_for(service.process.wait(), timeout=30)
+                await service.stop()
             await connection.close()
-        try:
-            stored, span_s, p50, p99 = await _stored_latency(url, options.campaign_id)
-            kafka_per_s, copy_per_s = await _raw_limits(namespace, url, raw_count)
-        finally:
-            await delete_topics(namespace)
+        stored, span_s, p50, p99 = await _stored_latency(url, options.campaign_id)
+        kafka_per_s, copy_per_s = await _raw_limits(namespace, url, raw_count)
     total = result.verdict.total()
     alerts = result.verdict.alert_latencies_s
     return Figures(
@@ -306,18 +240,17 @@ async def run(
 
 def table(f: Figures, note: str = "") -> str:
     limit = min(f.kafka_per_s, f.copy_per_s)
-    load = os.getloadavg()
 
     def met(ok: bool) -> str:
         return "yes" if ok else "NO"
 
     lines = [
-        f"\n## end_to_end — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
-        f"- machine: {os.cpu_count()} cores, {platform.platform()}; Kafka 4.1 and PostgreSQL "
-        f"{f.server.split()[0]} on the same machine; Python {platform.python_version()}, "
-        + ", ".join(f"{lib} {metadata.version(lib)}" for lib in LIBRARIES),
-        f"- load average at the end: {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}"
+        results.heading("end_to_end"),
+        "",
+        f"- machine: {results.machine()}; Kafka {results.kafka_version()} and PostgreSQL "
+        f"{f.server.split()[0]} on the same machine; {results.versions(LIBRARIES)}",
+        f"- load average at the end: {results.load_average()}"
         + (f"; note: {note}" if note else ""),
         "",
         "| measure | Terrain | raw limit (same run) | ratio | target | met? |",
@@ -391,8 +324,7 @@ def main(argv: list[str] | None = None) -> None:
     report = table(figures, args.note)
     print(report)
     if args.record:
-        with (ROOT / "bench" / "RESULTS.md").open("a", encoding="utf-8") as out:
-            out.write(report + "\n")
+        results.append(report)
     if not figures.promises_kept:
         sys.exit(1)
 

@@ -1,26 +1,13 @@
 """The floor: what the parts Terrain is built on cost per submission on this machine, and
-the ceilings that puts on the throughput targets of issues 3, 4 and 7.
+the ceilings that puts on the throughput targets of ingest, enrich + store and the whole
+pipeline.
 
 Every figure is CPU time per record of a library doing only its share of a submission's
 work, on realistic records, in one run: no HTTP server, no tracing, no logging, none of
-Terrain's own logic. It is what any Python pipeline with the chosen dependencies would
-spend at least:
-
-- pydantic (chosen): the field document validated from JSON (ingest); the raw envelope
-  written (ingest) and read (enrich); the enriched envelope written (enrich) and read
-  (notify);
-- phonenumbers (issue 3: "a well-kept phone-number library"): parse, possible-number check,
-  E.164; HMAC-SHA-256 pseudonym and AES-GCM seal of the number;
-- timezonefinder and h3 (enrich's geo: timezone and hotspot cell of a fix);
-- aiokafka (chosen): produce with acks=all, idempotent (ingest, enrich), consume (enrich,
-  notify): the client's CPU per record, and the Kafka broker's (its JVM's CPU over the same
-  interval, from /proc);
-- PostgreSQL: a binary COPY of the rows enrich writes (the bulk limit, for reference), and
-  the least an exactly-once store costs: per batch of 500, COPY into a staging table and
-  INSERT ... ON CONFLICT DO NOTHING in a transaction; the server backend's CPU per row
-  (from /proc) plus the client's;
-- pydantic + json + hashlib: the canonical document and its SHA-256, which tell a resend
-  from another submission under the same id (issue 4).
+Terrain's own logic. It is what any Python pipeline with the chosen dependencies (pydantic,
+phonenumbers, cryptography, timezonefinder and h3, opentelemetry-sdk, aiokafka and the
+broker's JVM, asyncpg and the PostgreSQL backend, both read from /proc) would spend at
+least; bench/README.md lists the steps and the stage each belongs to.
 
 A stage that needs at least F µs of CPU per submission can never pass cores / F
 submissions per second on this machine, whatever its code; the table compares that
@@ -42,15 +29,13 @@ import hashlib
 import hmac
 import json
 import os
-import platform
 import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata
-from pathlib import Path
+from itertools import islice
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -58,32 +43,33 @@ import asyncpg
 import h3  # type: ignore[import-untyped]
 import phonenumbers
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from opentelemetry.propagate import extract
 from opentelemetry.sdk.trace import TracerProvider
 from timezonefinder import TimezoneFinder
 
-from bench.enrich_store import build_records
-from bench.ingest import submission
-from bench.procstat import cpu_s
+from bench.kit import results
+from bench.kit.copy_limit import submission_tuples
+from bench.kit.kafka_perf import perf_topic
+from bench.kit.procstat import cpu_s
+from bench.kit.stack import broker_pid
+from bench.kit.submissions import field_documents, raw_records
+from bench.kit.testkit import KAFKA, throwaway_database
 from enrich.geo import load_gazetteer
-from enrich.logic import Decoded, decode, enrich_batch, plan_batch
-from enrich.repository import _COLUMNS, _record
+from enrich.logic import enrich_batch
+from enrich.repository import SUBMISSION_COLUMNS
 from ingest.logic import Device, receive
 from terrain_contracts.markets import MARKETS, Market
 from terrain_contracts.messages import SubmissionReceivedV1, SubmissionStoredV1
 from terrain_contracts.submission import FieldSubmission
-from terrain_runtime.dlq import SourceRecord
 from terrain_runtime.settings import TerrainSettings
 from terrain_runtime.tracing import headers_for
-from tests.helpers import KAFKA, throwaway_database
 
-ROOT = Path(__file__).resolve().parents[1]
-TARGETS = {  # submissions/s on a 2-core machine, from the issues
-    "ingest, batch endpoint (issue 3)": 20_000,
-    "enrich + store (issue 4)": 15_000,
-    "end to end (issue 7)": 10_000,
+LIBRARIES = ("pydantic", "phonenumbers", "aiokafka", "asyncpg", "timezonefinder", "h3")
+TARGETS = {  # submissions/s each stage must sustain on a 2-core machine
+    "ingest, batch endpoint": 20_000,
+    "enrich + store": 15_000,
+    "end to end": 10_000,
 }
 
 
@@ -113,19 +99,11 @@ def _each(floor: Floor, step: str, items: list[Any], work: Callable[[Any], objec
             work(item)
 
 
-def _broker_pid() -> int:
-    state = Path(os.environ.get("TERRAIN_STATE_DIR", ROOT / ".local"))
-    return int((state / "kafka" / "kafka.pid").read_text().split()[0])
-
-
 def pure_steps(floor: Floor, count: int) -> tuple[list[bytes], list[bytes]]:
     """The CPU-only steps; returns the raw and enriched records for the Kafka steps."""
     rng = random.Random(11)
     now = datetime.now(UTC)
-    markets = [m.value for m in Market]
-    documents = [submission(rng, markets[i % len(markets)], now) for i in range(count)]
-    for document in documents:
-        document["submission_id"] = str(uuid4())
+    documents = list(islice(field_documents(11, now=now), count))
     bodies = [json.dumps(d, ensure_ascii=False).encode() for d in documents]
     _each(floor, "pydantic: validate the field document (JSON)", bodies,
           FieldSubmission.model_validate_json)  # fmt: skip
@@ -175,7 +153,7 @@ def pure_steps(floor: Floor, count: int) -> tuple[list[bytes], list[bytes]]:
         canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
-    # Same id, other content must be told from a resend (issue 4): a canonical form, hashed.
+    # Same id, other content must be told from a resend: a canonical form, hashed.
     _each(floor, "pydantic + json + hashlib: canonical document, SHA-256", envelopes,
           fingerprint)  # fmt: skip
 
@@ -192,8 +170,8 @@ def pure_steps(floor: Floor, count: int) -> tuple[list[bytes], list[bytes]]:
 
     _each(floor, "timezonefinder + h3 of a GPS fix", fixes, geo)
 
-    # One trace per submission (issue 6): each service starts a span for it, continuing the
-    # context its record carried, and passes the context on in W3C headers. No exporter.
+    # One trace per submission across the services: each starts a span for it, continuing
+    # the context its record carried, and passes the context on in W3C headers. No exporter.
     tracer = TracerProvider().get_tracer("floor")
     carried = headers_for(tracer.start_span("field app"))
     attributes = {"terrain.submission_id": str(uuid4()), "terrain.market": "SN"}
@@ -227,13 +205,9 @@ def pure_steps(floor: Floor, count: int) -> tuple[list[bytes], list[bytes]]:
 
 
 async def kafka_steps(floor: Floor, raw: list[bytes]) -> None:
-    topic = f"floor-{uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 12, 1)])
+    async with perf_topic(f"floor-{uuid4().hex[:8]}.") as topic:
         await asyncio.sleep(1)  # leaders elected
-        broker = _broker_pid()
+        broker = broker_pid()
         producer = AIOKafkaProducer(
             bootstrap_servers=KAFKA, acks="all", enable_idempotence=True, linger_ms=5
         )
@@ -274,9 +248,6 @@ async def kafka_steps(floor: Floor, raw: list[bytes]) -> None:
                     seen += sum(len(records) for records in batches.values())
         finally:
             await consumer.stop()
-        await admin.delete_topics([topic])
-    finally:
-        await admin.close()
 
 
 IDEMPOTENT_BATCH = 500  # a consumer's batch: one transaction, then the offsets
@@ -285,16 +256,10 @@ IDEMPOTENT_BATCH = 500  # a consumer's batch: one transaction, then the offsets
 async def database_steps(floor: Floor, count: int) -> None:
     """PostgreSQL's bulk limit (a plain COPY), and the least an exactly-once store costs:
     per batch, COPY into a staging table and INSERT ... ON CONFLICT DO NOTHING, in a
-    transaction, so that a redelivered record changes nothing (issue 4)."""
-    records, _ = build_records(count, random.Random(7))
-    decoded = [decode(SourceRecord("raw", 0, i, k, v)) for i, (k, v) in enumerate(records)]
-    rows, _ = plan_batch(
-        [d for d in decoded if isinstance(d, Decoded)],
-        gazetteer=load_gazetteer(),
-        segment_histories={},
-    )
-    tuples = [_record(row)[:-1] for row in rows]  # the sealed number goes to another table
-    columns = ", ".join(_COLUMNS)  # the repository's constants, never input
+    transaction, so that a redelivered record changes nothing."""
+    records, _ = raw_records(count, seed=7)
+    tuples = submission_tuples(records)
+    columns = ", ".join(SUBMISSION_COLUMNS)  # the repository's constants, never input
     move = f"INSERT INTO terrain.submissions ({columns}) SELECT {columns} FROM staging"  # noqa: S608
     move += " ON CONFLICT (submission_id) DO NOTHING"
     async with throwaway_database("terrain_floor") as url:
@@ -306,7 +271,10 @@ async def database_steps(floor: Floor, count: int) -> None:
                 _cpu(floor, "asyncpg: COPY a row (client)", len(tuples)),
             ):
                 await connection.copy_records_to_table(
-                    "submissions", schema_name="terrain", records=tuples, columns=list(_COLUMNS)
+                    "submissions",
+                    schema_name="terrain",
+                    records=tuples,
+                    columns=list(SUBMISSION_COLUMNS),
                 )
             await connection.execute("TRUNCATE terrain.submissions CASCADE")
             staging = f"CREATE TEMP TABLE staging AS SELECT {columns} FROM terrain.submissions"  # noqa: S608
@@ -321,7 +289,7 @@ async def database_steps(floor: Floor, count: int) -> None:
                         await connection.copy_records_to_table(
                             "staging",
                             records=tuples[start : start + IDEMPOTENT_BATCH],
-                            columns=list(_COLUMNS),
+                            columns=list(SUBMISSION_COLUMNS),
                         )
                         await connection.execute(move)
         finally:
@@ -329,7 +297,7 @@ async def database_steps(floor: Floor, count: int) -> None:
 
 
 STAGES: dict[str, tuple[str, ...]] = {
-    "ingest, batch endpoint (issue 3)": (
+    "ingest, batch endpoint": (
         "pydantic: validate the field document (JSON)",
         "opentelemetry-sdk: a span, its context into headers",
         "phonenumbers: parse, check, E.164",
@@ -338,7 +306,7 @@ STAGES: dict[str, tuple[str, ...]] = {
         "aiokafka: produce acks=all (client)",
         "Kafka broker: take a record",
     ),
-    "enrich + store (issue 4)": (
+    "enrich + store": (
         "aiokafka: consume (client)",
         "Kafka broker: serve a record",
         "pydantic: read the raw envelope",
@@ -362,21 +330,18 @@ STAGES: dict[str, tuple[str, ...]] = {
 
 def table(floor: Floor, cores: int, count: int) -> str:
     lines = [
-        f"\n## floor — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
-        f"- machine: {cores} cores, {platform.platform()}; Python {platform.python_version()}, "
-        + ", ".join(
-            f"{lib} {metadata.version(lib)}"
-            for lib in ("pydantic", "phonenumbers", "aiokafka", "asyncpg", "timezonefinder", "h3")
-        ),
-        f"- {count:,} records a step; load average {os.getloadavg()[0]:.2f}",
+        results.heading("floor"),
+        "",
+        f"- machine: {results.machine()}; {results.versions(LIBRARIES)}",
+        f"- {count:,} records a step; load average {results.load_average()}",
         "",
         "| step | µs CPU per record |",
         "|---|---:|",
     ]
     lines += [f"| {step} | {value:,.1f} |" for step, value in floor.steps.items()]
     stage_floor = {stage: sum(floor[s] for s in steps) for stage, steps in STAGES.items()}
-    stage_floor["end to end (issue 7)"] = sum(stage_floor.values())
+    stage_floor["end to end"] = sum(stage_floor.values())
     lines += [
         "",
         f"| stage | floor, µs CPU per submission | ceiling on {cores} cores, /s | target, /s "
@@ -417,8 +382,7 @@ def main(argv: list[str] | None = None) -> None:
     report = table(floor, os.cpu_count() or 1, count)
     print(report)
     if args.record and not args.smoke:
-        with (ROOT / "bench" / "RESULTS.md").open("a") as results:
-            results.write(report + "\n")
+        results.append(report)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Alert latency under load: received_at -> delivered, p50 / p99 (issue 5).
+"""Alert latency under load: received_at -> delivered, p50 / p99.
 
 notify runs as a real process (``python -m notify``) on fresh topics and a throwaway
 database, with one level-1 manager per market whose webhook is a loopback receiver. The
@@ -29,12 +29,18 @@ from uuid import uuid4
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from bench.procstat import cpu_s, rss_mb
+from bench.kit.procstat import cpu_s, rss_mb
+from bench.kit.stack import fresh_topics
+from bench.kit.testkit import (
+    KAFKA,
+    WebhookSink,
+    country_managers,
+    field_submission,
+    service_env,
+    stored_record,
+    throwaway_database,
+)
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED
-from terrain_runtime.kafka import ensure_topics
-from terrain_runtime.settings import TerrainSettings
-from tests.factories import field_submission, stored_record
-from tests.helpers import KAFKA, WebhookSink, country_managers, delete_topics, throwaway_database
 
 RECEIVED_AT = re.compile(rb'"received_at":"[^"]+"')
 
@@ -102,23 +108,15 @@ async def warm_up(topic: str, connection: asyncpg.Connection) -> list[str]:
 
 async def main(seconds: float, background_rate: int, alert_rate: int) -> dict[str, Any]:
     namespace = f"b{uuid4().hex[:10]}."
-    async with throwaway_database("terrain_bench") as url:
-        await ensure_topics(
-            TerrainSettings(kafka_bootstrap_servers=KAFKA, topic_namespace=namespace)
-        )
+    async with throwaway_database("terrain_bench") as url, fresh_topics(namespace):
         connection = await asyncpg.connect(url)
         process = None
         try:
             with WebhookSink() as sink:
                 async with country_managers(url, sink):
-                    env = {
-                        **os.environ,
-                        "TERRAIN_ENVIRONMENT": "test",
-                        "DATABASE_URL": url,
-                        "TERRAIN_TOPIC_NAMESPACE": namespace,
-                        "TERRAIN_NOTIFY_PORT": "0",
-                        "TERRAIN_LOG_LEVEL": "WARNING",
-                    }
+                    env = service_env(
+                        url, namespace, TERRAIN_NOTIFY_PORT="0", TERRAIN_LOG_LEVEL="WARNING"
+                    )
                     process = await asyncio.create_subprocess_exec(
                         sys.executable, "-m", "notify", env=env
                     )
@@ -156,7 +154,6 @@ async def main(seconds: float, background_rate: int, alert_rate: int) -> dict[st
                 process.terminate()
                 await asyncio.wait_for(process.wait(), timeout=30)
             await connection.close()
-            await delete_topics(namespace)
     return {
         "seconds": seconds,
         "background_sent": background,

@@ -21,7 +21,9 @@ from terrain_runtime.db import Connection
 from terrain_runtime.dlq import Failure
 from terrain_runtime.tracing import trace_id_of
 
-_COLUMNS = (
+# The columns of terrain.submissions that a stored row fills, in the order of
+# submission_values(); public because the benchmarks COPY the very same rows.
+SUBMISSION_COLUMNS = (
     "submission_id", "payload_sha256", "campaign_id", "agent_market", "agent_employee_id",
     "agent_function", "collected_at", "received_at", "device_id", "customer_kind",
     "msisdn_hash", "topics", "satisfaction", "nps", "urgent", "verbatim", "language", "lat",
@@ -29,7 +31,7 @@ _COLUMNS = (
     "country_code", "region", "city", "h3_cell", "outside_market", "segment", "value_tier",
     "signals", "trace_id", "last_sent_at",
 )  # fmt: skip
-_COLUMN_LIST = ", ".join(_COLUMNS)
+_COLUMN_LIST = ", ".join(SUBMISSION_COLUMNS)
 _V2 = f"{CONTENT_HASH_VERSION}:"
 
 # Column names are constants of this module, never input: the f-strings are safe
@@ -99,7 +101,9 @@ class Stored:
     duplicate: bool
 
 
-def _record(row: SubmissionRow) -> tuple[object, ...]:
+def submission_values(row: SubmissionRow) -> tuple[object, ...]:
+    """A row's values in ``SUBMISSION_COLUMNS`` order, then its sealed number (stored in
+    ``terrain.customer_contacts``, not in the submission): what a batch COPies."""
     received = row.received
     submission = received.submission
     location = submission.location
@@ -163,10 +167,10 @@ async def store_batch(
             # The sent_ats of a visit sent more than once within the batch; NULL (cheaper
             # to encode) for the usual single send, whose sent_at is last_sent_at.
             records=[
-                (*_record(row), sorted(row.sent_ats) if len(row.sent_ats) > 1 else None)
+                (*submission_values(row), sorted(row.sent_ats) if len(row.sent_ats) > 1 else None)
                 for row in rows
             ],
-            columns=[*_COLUMNS, "msisdn_sealed", "sent_ats"],
+            columns=[*SUBMISSION_COLUMNS, "msisdn_sealed", "sent_ats"],
         )
         by_id = {row.submission_id: row for row in rows}
         results = await connection.fetch(_MOVE)
