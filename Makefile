@@ -32,7 +32,7 @@ test:  ## the whole suite against a real Kafka and PostgreSQL (installs what is 
 lint: bootstrap  ## ruff (lint + format), mypy --strict, import contracts (the floors), bandit
 	uv run --frozen ruff check .
 	uv run --frozen ruff format --check .
-	uv run --frozen mypy packages services apps testkit tests
+	uv run --frozen mypy packages services apps testkit tests bench
 	uv run --frozen lint-imports --cache-dir .local/import-linter
 	uv run --frozen bandit -q -c pyproject.toml -r packages services apps testkit
 

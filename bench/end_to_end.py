@@ -43,15 +43,12 @@ from bench.kit.copy_limit import copy_limit
 from bench.kit.kafka_perf import perf_topic, producer_performance
 from bench.kit.stack import UNTHROTTLED, Service, fresh_topics, start_service
 from bench.kit.submissions import raw_record_size, raw_records
-from bench.kit.testkit import (
-    WebhookSink,
-    country_managers,
-    free_port,
-    service_env,
-    throwaway_database,
-)
 from terrain_simulator.generator import DayOptions
 from terrain_simulator.simulate import SimulationResult, simulate
+from terrain_testkit.database import throwaway_database
+from terrain_testkit.factories import country_managers
+from terrain_testkit.processes import free_port, service_env
+from terrain_testkit.sinks import WebhookSink
 
 SERVICES = ("ingest", "enrich", "notify")
 TARGET_PER_S = 10_000

@@ -34,10 +34,12 @@ from bench.kit.copy_limit import copy_limit
 from bench.kit.procstat import cpu_s, rss_mb
 from bench.kit.stack import ROOT, admin_database_url, fresh_topics
 from bench.kit.submissions import RawRecord, raw_records
-from bench.kit.testkit import KAFKA, service_env, throwaway_database
 from enrich.repository import fetch_segment_histories, import_segments
 from enrich.segments import SegmentRecord
 from terrain_contracts.topics import SUBMISSIONS_RAW
+from terrain_testkit.database import throwaway_database
+from terrain_testkit.processes import service_env
+from terrain_testkit.topics import KAFKA
 
 TARGET_PER_S = 15_000  # what enrich + store must sustain on 2 cores
 LIBRARIES = ("faststream", "aiokafka", "asyncpg", "pydantic", "timezonefinder", "h3")

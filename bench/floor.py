@@ -54,7 +54,6 @@ from bench.kit.kafka_perf import perf_topic
 from bench.kit.procstat import cpu_s
 from bench.kit.stack import broker_pid
 from bench.kit.submissions import field_documents, raw_records
-from bench.kit.testkit import KAFKA, throwaway_database
 from enrich.geo import load_gazetteer
 from enrich.logic import enrich_batch
 from enrich.repository import SUBMISSION_COLUMNS
@@ -64,6 +63,8 @@ from terrain_contracts.messages import SubmissionReceivedV1, SubmissionStoredV1
 from terrain_contracts.submission import FieldSubmission
 from terrain_runtime.settings import TerrainSettings
 from terrain_runtime.tracing import headers_for
+from terrain_testkit.database import throwaway_database
+from terrain_testkit.topics import KAFKA
 
 LIBRARIES = ("pydantic", "phonenumbers", "aiokafka", "asyncpg", "timezonefinder", "h3")
 TARGETS = {  # submissions/s each stage must sustain on a 2-core machine

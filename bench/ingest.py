@@ -44,7 +44,8 @@ from bench.kit.submissions import (
     raw_records,
     single_requests,
 )
-from bench.kit.testkit import free_port, throwaway_database
+from terrain_testkit.database import throwaway_database
+from terrain_testkit.processes import free_port
 
 # What ingest must sustain on 2 cores with Kafka on the same machine.
 TARGET_BATCH_PER_S = 20_000

@@ -31,16 +31,12 @@ from aiokafka import AIOKafkaProducer
 
 from bench.kit.procstat import cpu_s, rss_mb
 from bench.kit.stack import fresh_topics
-from bench.kit.testkit import (
-    KAFKA,
-    WebhookSink,
-    country_managers,
-    field_submission,
-    service_env,
-    stored_record,
-    throwaway_database,
-)
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED
+from terrain_testkit.database import throwaway_database
+from terrain_testkit.factories import country_managers, field_submission, stored_record
+from terrain_testkit.processes import service_env
+from terrain_testkit.sinks import WebhookSink
+from terrain_testkit.topics import KAFKA
 
 RECEIVED_AT = re.compile(rb'"received_at":"[^"]+"')
 

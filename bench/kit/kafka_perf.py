@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.kit.stack import ROOT
-from bench.kit.testkit import KAFKA
 from terrain_contracts.topics import SUBMISSIONS_RAW
 from terrain_runtime.kafka import topic_configs
 from terrain_runtime.settings import TerrainSettings
+from terrain_testkit.topics import KAFKA
 
 PERF_SUMMARY = re.compile(
     r"(\d+) records sent, ([\d.]+) records/sec .*?([\d.]+) ms avg latency, "

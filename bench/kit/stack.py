@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.kit.procstat import rss_mb, tree, tree_cpu_s, tree_rss_mb
-from bench.kit.testkit import KAFKA, delete_topics, service_env
 from terrain_runtime.kafka import ensure_topics
 from terrain_runtime.settings import TerrainSettings
+from terrain_testkit.processes import service_env
+from terrain_testkit.topics import KAFKA, delete_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGS = ROOT / ".local" / "bench"

@@ -23,8 +23,8 @@ from typing import Any
 from uuid import uuid4
 
 from bench.kit.load import ID_SLOT, Request
-from bench.kit.testkit import raw_envelope
 from terrain_simulator.generator import DayOptions, field_day
+from terrain_testkit.factories import raw_envelope
 
 TEMPLATES = 1_000  # distinct visits behind a benchmark's raw records
 
