@@ -6,7 +6,7 @@ import uvloop
 from prometheus_client import start_http_server
 
 from enrich.app import create_app
-from enrich.handlers import SERVICE
+from enrich.stages import SERVICE
 from enrich.settings import EnrichSettings
 from terrain_runtime.telemetry import setup_logging
 

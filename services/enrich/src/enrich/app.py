@@ -11,7 +11,7 @@ from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
 
 from enrich.geo import load_gazetteer
-from enrich.handlers import SERVICE, EnrichRuntime, process_batch
+from enrich.stages import SERVICE, EnrichRuntime, process_batch
 from enrich.segments import SegmentCache
 from enrich.settings import EnrichSettings
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED, SUBMISSIONS_RAW

@@ -1,6 +1,6 @@
 """Pure logic of enrich: decode a raw record, enrich it, and shape the row to store.
 
-The stream plumbing (handlers) calls these functions; they never touch Kafka or PostgreSQL,
+The pipeline stages (stages.py) call these functions; they never touch Kafka or PostgreSQL,
 so each rule is tested on its own. The flow for a batch is decode -> enrich -> rows, and
 only the repository writes.
 """

@@ -15,7 +15,7 @@ from prometheus_client import make_asgi_app
 from ingest import SERVICE, __version__
 from ingest.body import BodyBudget, DrainUnreadBody
 from ingest.devices import DeviceDirectory, DirectoryUnavailable
-from ingest.handlers import IngestRuntime, router
+from ingest.routes import IngestRuntime, router
 from ingest.logic import Device
 from ingest.observability import RequestMetrics
 from ingest.openapi import build_openapi

@@ -1,6 +1,6 @@
 """OpenAPI of ingest: the request bodies are the contract models, every error has an example.
 
-The handlers read bodies themselves (to answer 400/413/415/422 exactly as documented), so
+The routes read bodies themselves (to answer 400/413/415/422 exactly as documented), so
 the request schemas are declared here and the models' definitions added to the components.
 """
 

@@ -1,4 +1,4 @@
-"""HTTP handlers: authenticate, read, validate, pseudonymise, publish durably, answer.
+"""HTTP routes of ingest: authenticate, read, validate, pseudonymise, publish durably, answer.
 
 A 202 is sent only after Kafka acknowledged every accepted record with acks=all; when
 Kafka cannot take them in time, the answer is 503 with Retry-After and the app keeps the

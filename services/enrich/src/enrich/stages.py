@@ -1,7 +1,7 @@
 """Stream plumbing of enrich: its stages of the consumer pipeline (terrain_runtime.pipeline),
 decode -> enrich -> store -> publish -> dead-letter -> commit.
 
-The offsets of a batch are committed (by FastStream, after this handler returns) only once
+The offsets of a batch are committed (by FastStream, after this subscriber returns) only once
 its rows and failures are durably in PostgreSQL and its messages acknowledged by Kafka.
 When PostgreSQL is down, the pipeline retries with backoff and commits nothing; if the
 process dies meanwhile, the batch is redelivered and the idempotent store changes nothing.
