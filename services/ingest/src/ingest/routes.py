@@ -30,6 +30,7 @@ from ingest.problems import Problem
 from ingest.ratelimit import RateLimiter
 from ingest.screening import FieldError, UnknownFieldLimits
 from ingest.settings import IngestSettings
+from terrain_contracts.headers import CONTENT_TYPE, JSON
 from terrain_contracts.messages import SubmissionReceivedV1
 from terrain_contracts.topics import SUBMISSIONS_RAW
 from terrain_runtime.kafka import DurableProducer, kafka_reachable
@@ -127,7 +128,7 @@ async def publish(runtime: IngestRuntime, envelopes: list[SubmissionReceivedV1])
     async def send_all() -> None:
         pending = []
         for envelope, span in zip(envelopes, spans, strict=True):
-            headers = [("content-type", b"application/json")]
+            headers = [(CONTENT_TYPE, JSON.encode())]
             headers += [(k, v.encode()) for k, v in headers_for(span).items()]
             pending.append(
                 await runtime.producer.send(
