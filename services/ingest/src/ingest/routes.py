@@ -25,7 +25,7 @@ from ingest import __version__
 from ingest.body import BodyBudget, read_json
 from ingest.devices import DeviceDirectory, DirectoryUnavailable
 from ingest.logic import Device, SubmissionRejected, receive, validate
-from ingest.openapi import BATCH_OPENAPI, SINGLE_OPENAPI
+from ingest.openapi import BATCH_OPENAPI, PROBES_TAG, SINGLE_OPENAPI, SUBMISSIONS_TAG
 from ingest.problems import Problem
 from ingest.ratelimit import RateLimiter
 from ingest.screening import FieldError, UnknownFieldLimits
@@ -199,7 +199,13 @@ def _echoed_id(item: Any) -> str | None:
         return None
 
 
-@router.post("/v1/submissions", status_code=202, openapi_extra=SINGLE_OPENAPI)
+@router.post(
+    "/v1/submissions",
+    status_code=202,
+    operation_id="sendSubmission",
+    tags=[SUBMISSIONS_TAG],
+    openapi_extra=SINGLE_OPENAPI,
+)
 async def post_submission(request: Request) -> JSONResponse:
     runtime = runtime_of(request)
     device = await authenticate(request, runtime)
@@ -230,7 +236,13 @@ async def post_submission(request: Request) -> JSONResponse:
     )
 
 
-@router.post("/v1/submissions/batch", status_code=200, openapi_extra=BATCH_OPENAPI)
+@router.post(
+    "/v1/submissions/batch",
+    status_code=200,
+    operation_id="sendSubmissionBatch",
+    tags=[SUBMISSIONS_TAG],
+    openapi_extra=BATCH_OPENAPI,
+)
 async def post_batch(request: Request) -> JSONResponse:
     runtime = runtime_of(request)
     device = await authenticate(request, runtime)
@@ -295,13 +307,15 @@ async def post_batch(request: Request) -> JSONResponse:
     )
 
 
-@router.get("/healthz", include_in_schema=True, summary="The process is alive")
+@router.get("/healthz", operation_id="liveness", tags=[PROBES_TAG], summary="The process is alive")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @router.get(
     "/readyz",
+    operation_id="readiness",
+    tags=[PROBES_TAG],
     summary="Kafka is reachable: the service can accept submissions",
     responses={503: {"description": "Kafka is not reachable"}},
 )
