@@ -20,7 +20,7 @@ import pytest
 from terrain_contracts import alerts
 from terrain_contracts.alerts import AlertDigestWebhookV1, AlertWebhookV1
 from terrain_contracts.messages import decode_stored_submission
-from tests.factories import stored_record
+from tests.factories import field_submission, stored_record
 
 OPENAPI: dict[str, Any] = json.loads(
     (Path(__file__).resolve().parents[2] / "docs/contracts/openapi-ingest.json").read_text("utf-8")
@@ -28,19 +28,28 @@ OPENAPI: dict[str, Any] = json.loads(
 SECRET = b"webhook-secret-for-the-contract-test"
 
 
-async def notify_sends(*, digest: bool = False, escalated: bool = False) -> httpx.Request:
+async def notify_sends(
+    *, urgent: bool = False, escalated: bool = False, digest: bool = False
+) -> httpx.Request:
     """One webhook request exactly as notify builds and sends it. The one place of this
-    file that knows notify's modules (its body builder, outbox row, channel, settings)."""
+    file that knows notify's modules (its rules, body builder, outbox row, channel)."""
     from notify.channels import Recipient, WebhookChannel
     from notify.handlers import alert_payload
+    from notify.logic import decide
     from notify.repository import DueAlert
+    from notify.rules import load_ruleset
     from notify.sender import Sender
     from notify.settings import NotifySettings
 
-    stored = decode_stored_submission(stored_record(signals=["money_lost", "fraud"])[1])
+    document = field_submission(feedback__urgent=urgent)
+    stored = decode_stored_submission(stored_record(document, ["money_lost", "fraud"])[1])
+    decision = decide(stored, load_ruleset())
+    assert decision is not None
     # The outbox keeps the payload as jsonb: what the sender reads back is its JSON.
     payload = json.loads(
-        json.dumps(alert_payload(stored, "p1-signal", "P1", ["money_lost", "fraud"]))
+        json.dumps(
+            alert_payload(stored, decision.rule_id, decision.severity, list(decision.signals))
+        )
     )
     if escalated:  # what escalation adds to the copy it sends one rung up
         payload |= {"escalated_level": 2, "escalated_to": "market"}
@@ -50,8 +59,8 @@ async def notify_sends(*, digest: bool = False, escalated: bool = False) -> http
     alert = DueAlert(
         alert_id=uuid4(),
         submission_id=uuid4() if digest else stored.submission_id,
-        rule_id="digest" if digest else "p1-signal",
-        severity="P2" if digest else "P1",
+        rule_id="digest" if digest else decision.rule_id,
+        severity="P2" if digest else decision.severity,
         market=stored.market.value,
         attempt=1,
         payload=payload,
@@ -100,13 +109,23 @@ def _validate_against_openapi(body: Any, name: str) -> None:
     jsonschema.Draft202012Validator(schema).validate(body)
 
 
-@pytest.mark.parametrize("escalated", [False, True], ids=["first", "escalated"])
-async def test_an_alert_as_notify_sends_it_is_an_alert_webhook(escalated: bool) -> None:
-    request = await notify_sends(escalated=escalated)
+@pytest.mark.parametrize(
+    ("urgent", "escalated", "fired"),
+    [
+        (False, False, ["money_lost", "fraud"]),
+        (True, False, [alerts.AGENT_MARKED_URGENT]),
+        (False, True, ["money_lost", "fraud"]),
+    ],
+    ids=["signals", "urgent", "escalated"],
+)
+async def test_an_alert_as_notify_sends_it_is_an_alert_webhook(
+    urgent: bool, escalated: bool, fired: list[str]
+) -> None:
+    request = await notify_sends(urgent=urgent, escalated=escalated)
     body = json.loads(request.content)
     alert = AlertWebhookV1.model_validate(body)
     _validate_against_openapi(body, "alert")
-    assert alert.signals == ["money_lost", "fraud"]
+    assert alert.signals == fired
     assert (alert.escalated_level is not None) is escalated
 
 

@@ -25,10 +25,8 @@ pytestmark = pytest.mark.integration
 VOCABULARY_COLUMNS: dict[tuple[str, str], type[StrEnum]] = {
     ("terrain.alerts", "status"): AlertStatus,
     ("terrain.alerts", "severity"): Severity,
-    ("terrain.alerts", "signals"): Signal,
     ("terrain.unroutable_alerts", "reason"): UnroutableReason,
     ("terrain.unroutable_alerts", "severity"): Severity,
-    ("terrain.unroutable_alerts", "signals"): Signal,
     ("terrain.submissions", "signals"): Signal,
     ("terrain.failed_submissions", "reason"): FailureReason,
 }

@@ -27,6 +27,9 @@ from terrain_contracts.markets import Market
 from terrain_contracts.submission import CustomerKind, Topic
 from terrain_contracts.vocabulary import Severity, Signal
 
+# What fired besides the verbatim's signals: the agent flagged the visit as urgent.
+AGENT_MARKED_URGENT = "agent_marked_urgent"
+
 IDEMPOTENCY_KEY = "idempotency-key"
 TIMESTAMP = "x-terrain-timestamp"
 SIGNATURE = "x-terrain-signature"
@@ -47,9 +50,10 @@ class AlertWebhookV1(_Webhook):
 
     submission_id: UUID
     rule: str = Field(description="The rule that fired (notify's rules file).")
-    signals: list[Signal] = Field(
-        description="Signals of the verbatim the rule matched. A receiver ignores a value"
-        " it does not know: signals are added to the vocabulary over time."
+    signals: list[Signal | Literal["agent_marked_urgent"]] = Field(
+        description="What fired: the verbatim's signals the rule matched, and"
+        f" `{AGENT_MARKED_URGENT}` when the agent flagged the visit. A receiver ignores a"
+        " value it does not know: signals are added to the vocabulary over time."
     )
     city: str | None
     customer_kind: CustomerKind
