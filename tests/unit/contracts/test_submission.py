@@ -10,7 +10,7 @@ from terrain_contracts.markets import MARKETS, Market
 from terrain_contracts.submission import FieldSubmission
 
 
-def test_the_17_markets_of_the_brief() -> None:
+def test_the_17_markets_of_the_operator() -> None:
     assert len(Market) == 17
     assert set(MARKETS) == set(Market)
 

@@ -7,8 +7,13 @@ import hashlib
 import json
 from datetime import datetime
 
-from enrich.logic import content_hash, documents, same_content
+from enrich.logic import documents, same_content
+from terrain_contracts.messages import PseudonymisedSubmission
 from terrain_testkit.factories import field_submission, raw_envelope
+
+
+def content_hash(envelope_submission: PseudonymisedSubmission) -> str:
+    return documents(envelope_submission)[1]
 
 
 def _v1_hash(document: str) -> str:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from enrich.text import SIGNALS, detect_language, detect_signals
+from enrich.text import detect_language, detect_signals
+from terrain_contracts.vocabulary import Signal
 
 POSITIVES: dict[str, list[str]] = {
     "money_lost": [
@@ -111,8 +112,8 @@ NEGATIVES = [
 ]
 
 
-@pytest.mark.parametrize("signal", SIGNALS)
-def test_every_signal_fires_on_its_verbatims(signal: str) -> None:
+@pytest.mark.parametrize("signal", list(Signal))
+def test_every_signal_fires_on_its_verbatims(signal: Signal) -> None:
     verbatims = POSITIVES[signal]
     assert len(verbatims) >= 10
     missed = [v for v in verbatims if signal not in detect_signals(v)]

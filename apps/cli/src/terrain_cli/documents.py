@@ -1,5 +1,5 @@
-"""The generated documents: JSON Schema per contract, AsyncAPI of the brokers, OpenAPI of
-ingest. Generated from code so they cannot drift; a test fails when the copies in
+"""The generated documents: JSON Schema per contract, AsyncAPI of the topic registry,
+OpenAPI of ingest. Generated from code so they cannot drift; a test fails when the copies in
 ``docs/contracts`` are stale."""
 
 from __future__ import annotations
@@ -7,8 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from faststream.specification import AsyncAPI
-
+from terrain_contracts.asyncapi import asyncapi_document
 from terrain_contracts.submission import FieldSubmission
 from terrain_contracts.topics import TOPICS
 
@@ -25,17 +24,7 @@ def json_schemas() -> dict[str, str]:
 
 
 def asyncapi() -> str:
-    from enrich.app import create_app as enrich_app
-    from notify.app import create_app as notify_app
-
-    brokers = [broker for app in (enrich_app(), notify_app()) for broker in app.brokers]
-    spec = AsyncAPI(
-        *brokers,
-        title="Terrain event pipeline",
-        version="1",
-        description="Kafka topics between ingest, enrich and notify (see the topic registry).",
-    )
-    return _dump(spec.to_specification().to_jsonable())
+    return _dump(asyncapi_document())
 
 
 def openapi() -> str:

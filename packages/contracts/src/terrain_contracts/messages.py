@@ -1,8 +1,10 @@
 """Kafka messages: the versioned envelopes that travel between Terrain's services.
 
-Compatibility rule (enforced by tests/contract): within a ``schema_version`` only optional
-fields may be added; anything else is a new version on a new topic. Consumers accept the
-current and the previous version (``RawSubmission`` is the union they decode).
+Compatibility rule: within a ``schema_version`` only optional fields may be added;
+anything else is a new version on a new topic. Consumers accept the current and the
+previous version: ``RAW_VERSIONS`` and ``STORED_VERSIONS`` map each version a consumer
+decodes to its model, and ``decode_raw_submission`` / ``decode_stored_submission`` pick the
+model by the record's ``schema_version``.
 
 No message ever carries a phone number in clear: ingest replaces it with a keyed pseudonym
 and, with consent, a sealed (encrypted) copy, before the first publish.
@@ -34,7 +36,7 @@ from terrain_contracts.submission import (
     Location,
     _Open,
 )
-from terrain_contracts.vocabulary import FailureReason
+from terrain_contracts.vocabulary import FailureReason, Signal
 
 _EnvelopeT = TypeVar("_EnvelopeT", bound=BaseModel)
 
@@ -161,7 +163,12 @@ class Enrichment(BaseModel):
     geo: GeoPlace = Field(default_factory=GeoPlace)
     segment: CustomerSegment = Field(default_factory=CustomerSegment)
     language: str | None = None
-    signals: list[str] = Field(default_factory=list)
+    # Plain strings on the wire, not the enum: a consumer of v1 keeps reading records that
+    # carry a signal added to the vocabulary after it was built.
+    signals: list[str] = Field(
+        default_factory=list,
+        description="Signals read in the verbatim, in this order: " + ", ".join(Signal) + ".",
+    )
     enricher_version: str = "0"
 
 

@@ -1,8 +1,9 @@
 """Field-app contract, version 1: what a field device sends for one customer visit.
 
-Every rule of the BRIEF's table lives here, once. Unknown fields are kept at every level
-(``extra="allow"``): older and newer app versions are in the field at the same time, and
-what we do not understand yet we store as-is rather than reject.
+Every rule the field app must follow lives here, once: ingest validates with these models
+and ``docs/contracts/schemas`` exports them for the app's team. Unknown fields are kept at
+every level (``extra="allow"``): older and newer app versions are in the field at the same
+time, and what we do not understand yet we store as-is rather than reject.
 
 Numbers and booleans are strict: ``"5"`` is not a satisfaction score and ``1`` is not a
 consent. An agent's app that sends the wrong type gets a 422 naming the field, which is

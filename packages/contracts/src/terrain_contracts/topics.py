@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from terrain_contracts.headers import DeadLetterHeaders, SubmissionHeaders
 from terrain_contracts.messages import DeadLetterV1, SubmissionReceivedV1, SubmissionStoredV1
 
 DAY_MS = 24 * 3600 * 1000
@@ -20,12 +21,15 @@ DAY_MS = 24 * 3600 * 1000
 
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
-    """One topic: name, message contract, key, sizing and who writes and reads it."""
+    """One topic: name, message contract (value and headers), key, sizing and who writes
+    and reads it. Producers and consumers are the services by name, and ``cli`` for the
+    operators' ``terrain failed replay``, which re-publishes a failure once it is fixed."""
 
     id: str
     base_name: str
     version: int
     value: type[BaseModel]
+    headers: type[BaseModel]
     key: str
     partitions: int
     retention_ms: int
@@ -43,11 +47,12 @@ SUBMISSIONS_RAW = TopicSpec(
     base_name="terrain.submissions.raw",
     version=1,
     value=SubmissionReceivedV1,
+    headers=SubmissionHeaders,
     key="submission_id",
     partitions=12,
     # Long enough to replay a whole campaign into a rebuilt database after the event.
     retention_ms=30 * DAY_MS,
-    producers=("ingest",),
+    producers=("ingest", "cli"),
     consumers=("enrich",),
     description="Every submission ingest accepted (answered 2xx), pseudonymised.",
 )
@@ -57,10 +62,11 @@ SUBMISSIONS_ENRICHED = TopicSpec(
     base_name="terrain.submissions.enriched",
     version=1,
     value=SubmissionStoredV1,
+    headers=SubmissionHeaders,
     key="submission_id",
     partitions=12,
     retention_ms=7 * DAY_MS,
-    producers=("enrich",),
+    producers=("enrich", "cli"),
     consumers=("notify",),
     description="Submissions stored in PostgreSQL, with geo, segment and text signals.",
 )
@@ -70,6 +76,7 @@ DEAD_LETTERS = TopicSpec(
     base_name="terrain.deadletter",
     version=1,
     value=DeadLetterV1,
+    headers=DeadLetterHeaders,
     key="source_topic/partition/offset",
     partitions=6,
     retention_ms=90 * DAY_MS,

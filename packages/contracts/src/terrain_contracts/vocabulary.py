@@ -1,4 +1,5 @@
-"""The words every floor shares: signals, severities, delivery outcomes, failure reasons.
+"""The words every floor shares: signals, severities, delivery outcomes, alert statuses,
+unroutable and failure reasons.
 
 Each is a ``StrEnum`` so it travels as its value (JSON, SQL, metric labels) and compares
 equal to it; the SQL ``CHECK`` constraints and the rules file accept exactly these values.
@@ -44,6 +45,15 @@ class AlertStatus(StrEnum):
     FAILED = "failed"
     HELD = "held"
     DIGESTED = "digested"
+
+
+class UnroutableReason(StrEnum):
+    """Why an urgent alert reached nobody (``terrain.unroutable_alerts.reason``)."""
+
+    # Nobody on the market's ladder, regional directors included, has a channel.
+    NO_RECIPIENT = "no_recipient"
+    # Every channel of every recipient failed for good.
+    ALL_CHANNELS_FAILED = "all_channels_failed"
 
 
 class FailureReason(StrEnum):

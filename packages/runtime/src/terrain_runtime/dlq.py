@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
+from terrain_contracts import headers
 from terrain_contracts.messages import DeadLetterV1
 from terrain_contracts.vocabulary import FailureReason
 from terrain_runtime.db import Connection
@@ -109,17 +110,17 @@ def dead_letter(
     )
 
 
-_JSON = ("content-type", b"application/json")
+_JSON = (headers.CONTENT_TYPE, headers.JSON.encode())
 
 
 def dead_letter_message(
     failure: Failure, *, service: str, service_version: str, consumer_group: str
 ) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
-    """Key, value and headers of ``failure`` on the dead-letter topic. The key is the
-    source coordinates (one record, one key: a redelivery lands on the same partition);
-    the headers say the reason and the service, so a consumer of the topic can filter
-    without decoding; the source's trace context goes along so the failure shows in the
-    submission's trace."""
+    """Key, value and headers (``DeadLetterHeaders``) of ``failure`` on the dead-letter
+    topic. The key is the source coordinates (one record, one key: a redelivery lands on
+    the same partition); the headers say the reason and the service, so a consumer of the
+    topic can filter without decoding; the source's trace context goes along so the
+    failure shows in the submission's trace."""
     record = failure.record
     letter = dead_letter(
         record,
@@ -132,14 +133,14 @@ def dead_letter_message(
         content_sha256=failure.content_sha256,
         existing_content_sha256=failure.existing_content_sha256,
     )
-    headers = [
+    letter_headers = [
         _JSON,
-        ("terrain-reason", failure.reason.value.encode()),
-        ("terrain-service", service.encode()),
-        *((k, v) for k, v in record.headers if k in ("traceparent", "tracestate")),
+        (headers.FAILURE_REASON, failure.reason.value.encode()),
+        (headers.FAILING_SERVICE, service.encode()),
+        *((k, v) for k, v in record.headers if k in (headers.TRACEPARENT, headers.TRACESTATE)),
     ]
     key = f"{record.topic}/{record.partition}/{record.offset}".encode()
-    return key, letter.model_dump_json().encode(), headers
+    return key, letter.model_dump_json().encode(), letter_headers
 
 
 _STORE_FAILURES = """

@@ -17,12 +17,14 @@ from opentelemetry import trace
 from opentelemetry.propagate import extract, inject
 from opentelemetry.trace import Span, SpanKind
 
+from terrain_contracts.headers import TRACE_CONTEXT, TRACEPARENT
+
 
 def context_from_headers(headers: Iterable[tuple[str, bytes]]) -> otel_context.Context:
     """The trace context a Kafka record carried (W3C traceparent/tracestate headers)."""
     carrier = {}
     for key, value in headers:
-        if key in ("traceparent", "tracestate", "baggage"):
+        if key in TRACE_CONTEXT:
             carrier[key] = value.decode("latin-1")
     return extract(carrier)
 
@@ -30,7 +32,7 @@ def context_from_headers(headers: Iterable[tuple[str, bytes]]) -> otel_context.C
 def trace_id_of(headers: Iterable[tuple[str, bytes]]) -> str | None:
     """The trace id a record belongs to (from its W3C traceparent), for `terrain trace`."""
     for key, value in headers:
-        if key == "traceparent":
+        if key == TRACEPARENT:
             parts = value.decode("latin-1").split("-")
             if len(parts) == 4 and len(parts[1]) == 32:
                 return parts[1]

@@ -6,8 +6,8 @@ import uvloop
 from prometheus_client import start_http_server
 
 from enrich.app import create_app
-from enrich.handlers import SERVICE
 from enrich.settings import EnrichSettings
+from enrich.stages import SERVICE
 from terrain_runtime.telemetry import setup_logging
 
 

@@ -11,9 +11,9 @@ from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
 
 from enrich.geo import load_gazetteer
-from enrich.handlers import SERVICE, EnrichRuntime, process_batch
 from enrich.segments import SegmentCache
 from enrich.settings import EnrichSettings
+from enrich.stages import SERVICE, EnrichRuntime, process_batch
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED, SUBMISSIONS_RAW
 from terrain_runtime.db import create_pool
 from terrain_runtime.dlq import DeadLetterLimitExceeded

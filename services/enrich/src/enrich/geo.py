@@ -54,7 +54,6 @@ AGGLOMERATION_KM = 5.0
 # Beyond this a GPS fix cannot place a visit in the right neighbourhood (GPS in town is
 # 5-20 m; cell-tower fallbacks report 500 m to several km).
 LOW_ACCURACY_M = 500.0
-EARTH_RADIUS_KM = 6371.0088
 # Africa and the Middle East with their neighbours: a market's border towns and the
 # places across the border must both be known, nothing beyond is needed.
 REGION_LAT = (-36.0, 43.0)

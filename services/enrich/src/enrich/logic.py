@@ -1,6 +1,6 @@
 """Pure logic of enrich: decode a raw record, enrich it, and shape the row to store.
 
-The stream plumbing (handlers) calls these functions; they never touch Kafka or PostgreSQL,
+The pipeline stages (stages.py) call these functions; they never touch Kafka or PostgreSQL,
 so each rule is tested on its own. The flow for a batch is decode -> enrich -> rows, and
 only the repository writes.
 """
@@ -15,8 +15,9 @@ from datetime import datetime
 from uuid import UUID
 
 from enrich.geo import Gazetteer, locate_batch
+from enrich.lexicon import LEXICON_VERSION
 from enrich.segments import SegmentRecord, customer_segment
-from enrich.text import LEXICON_VERSION, detect_language, detect_signals
+from enrich.text import detect_language, detect_signals
 from terrain_contracts.messages import (
     Enrichment,
     PseudonymisedSubmission,
@@ -81,11 +82,6 @@ def documents(submission: PseudonymisedSubmission) -> tuple[str, str]:
     if not sent:
         return hashed, content_sha256
     return f"{hashed[:-1]},{_canonical(sent)[1:]}", content_sha256
-
-
-def content_hash(submission: PseudonymisedSubmission) -> str:
-    """What the agent recorded, hashed: equal for every resend of the same visit."""
-    return documents(submission)[1]
 
 
 def same_content(stored_sha256: str, stored_document: str | None, content_sha256: str) -> bool:
@@ -159,13 +155,6 @@ class SubmissionRow:
 
     def stored_document(self) -> str:
         return self.document
-
-
-@dataclass(frozen=True, slots=True)
-class StoreResult:
-    submission_id: UUID
-    stored_at: datetime
-    duplicate: bool
 
 
 def plan_batch(

@@ -5,8 +5,9 @@ The reference data is imported from CRM extracts into ``terrain.customer_segment
 customer's history is kept: looking up "as of ``collected_at``" gives a replay months later
 the same answer as the first run.
 
-The handler fetches the histories of a whole batch in one query, through ``SegmentCache``
-so that regulars are not fetched again and again; the functions here are pure.
+The enrich stage (stages.py) fetches the histories of a whole batch in one query, through
+``SegmentCache`` so that regulars are not fetched again and again; the functions here are
+pure.
 """
 
 from __future__ import annotations

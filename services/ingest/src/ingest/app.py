@@ -15,7 +15,6 @@ from prometheus_client import make_asgi_app
 from ingest import SERVICE, __version__
 from ingest.body import BodyBudget, DrainUnreadBody
 from ingest.devices import DeviceDirectory, DirectoryUnavailable
-from ingest.handlers import IngestRuntime, router
 from ingest.logic import Device
 from ingest.observability import RequestMetrics
 from ingest.openapi import build_openapi
@@ -23,6 +22,7 @@ from ingest.overload import LoadShedding
 from ingest.problems import Problem, UnforeseenErrors
 from ingest.ratelimit import RateLimiter
 from ingest.repository import find_active_device
+from ingest.routes import IngestRuntime, router
 from ingest.settings import IngestSettings
 from terrain_contracts.topics import SUBMISSIONS_RAW
 from terrain_runtime.db import TRANSIENT_DB_ERRORS, create_pool

@@ -1,6 +1,6 @@
 """Pure logic of ingest: from a validated field submission to the raw-topic envelope.
 
-Nothing here does I/O. The handler hands in the clock reading, the authenticated device and
+Nothing here does I/O. The route hands in the clock reading, the authenticated device and
 the privacy primitives, so tests can check every rule without a broker.
 """
 

@@ -1,21 +1,40 @@
 """OpenAPI of ingest: the request bodies are the contract models, every error has an example.
 
-The handlers read bodies themselves (to answer 400/413/415/422 exactly as documented), so
+The routes read bodies themselves (to answer 400/413/415/422 exactly as documented), so
 the request schemas are declared here and the models' definitions added to the components.
+Operation ids are explicit and stable (clients generate code from them), and the
+``webhooks`` section describes what Terrain sends out: the alert a manager's system
+receives from notify's webhook channel (``terrain_contracts.alerts``).
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic.json_schema import models_json_schema
 
 from ingest.problems import problem_schema_example
+from terrain_contracts import alerts
+from terrain_contracts.alerts import AlertDigestWebhookV1, AlertWebhookV1
 from terrain_contracts.examples import load
 from terrain_contracts.submission import FieldSubmission
 
 REF = "#/components/schemas/{model}"
+
+SUBMISSIONS_TAG = "submissions"
+PROBES_TAG = "probes"
+ALERTS_TAG = "alerts"
+TAGS: list[dict[str, Any]] = [
+    {"name": SUBMISSIONS_TAG, "description": "The field app sends customer visits."},
+    {"name": PROBES_TAG, "description": "Liveness and readiness, for the orchestrator."},
+    {
+        "name": ALERTS_TAG,
+        "description": "What managers' systems receive from Terrain (webhooks).",
+    },
+]
 
 _UNAUTHORIZED = problem_schema_example(
     401,
@@ -232,18 +251,86 @@ _EXTRA_SCHEMAS: dict[str, Any] = {
 }
 
 
+_SIGNED_HEADERS: list[dict[str, Any]] = [
+    {
+        "name": alerts.IDEMPOTENCY_KEY,
+        "in": "header",
+        "required": True,
+        "description": "The alert id: a resend after a lost answer carries the same one.",
+        "schema": {"type": "string", "format": "uuid"},
+    },
+    {
+        "name": alerts.TIMESTAMP,
+        "in": "header",
+        "required": True,
+        "description": "Unix seconds when the body was signed; refuse an old one.",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+    {
+        "name": alerts.SIGNATURE,
+        "in": "header",
+        "required": True,
+        "description": "`sha256=` and the hex HMAC-SHA256 of `<timestamp>.<body bytes>` under"
+        " the deployment's webhook signing secret.",
+        "schema": {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"},
+    },
+]
+
+_RECEIVER_ANSWERS: dict[str, Any] = {
+    "2XX": {"description": "Delivered: the alert is not sent again."},
+    "408": {"description": "Retried with backoff."},
+    "429": {"description": "Retried with backoff."},
+    "4XX": {"description": "Any other 4xx: given up, the alert is recorded as failed."},
+    "5XX": {"description": "Retried with backoff."},
+}
+
+
+def _webhook(model: type[Any], operation_id: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "operationId": operation_id,
+            "tags": [ALERTS_TAG],
+            "summary": inspect.cleandoc(model.__doc__ or "").split("\n\n", 1)[0],
+            "description": inspect.cleandoc(alerts.__doc__ or ""),
+            "parameters": _SIGNED_HEADERS,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": REF.format(model=model.__name__)}}
+                },
+            },
+            "responses": _RECEIVER_ANSWERS,
+        }
+    }
+
+
+WEBHOOKS: dict[str, Any] = {
+    "alert": _webhook(AlertWebhookV1, "receiveAlert"),
+    "alertDigest": _webhook(AlertDigestWebhookV1, "receiveAlertDigest"),
+}
+
+
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
     document = get_openapi(
-        title="Terrain ingest", version=app.version, description=app.description, routes=app.routes
+        title="Terrain ingest",
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+        tags=TAGS,
     )
-    submission = FieldSubmission.model_json_schema(ref_template=REF)
-    definitions = submission.pop("$defs", {})
+    document["webhooks"] = WEBHOOKS
+    _, definitions = models_json_schema(
+        [
+            (model, "validation")
+            for model in (FieldSubmission, AlertWebhookV1, AlertDigestWebhookV1)
+        ],
+        ref_template=REF,
+    )
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
-    schemas.update(definitions)
-    schemas["FieldSubmission"] = submission
+    schemas.update(definitions["$defs"])
     schemas.update(_EXTRA_SCHEMAS)
     components["securitySchemes"] = {
         "deviceToken": {

@@ -77,7 +77,7 @@ def problem_schema_example(
 
 
 class UnforeseenErrors:
-    """Anything no handler foresaw is answered as a problem document (500, with the trace id
+    """Anything no route foresaw is answered as a problem document (500, with the trace id
     an SRE looks up) instead of a plain-text "Internal Server Error", and logged once.
 
     The log line holds the exception's type and stack, not its message: a message may quote

@@ -1,7 +1,7 @@
 """Stream plumbing of enrich: its stages of the consumer pipeline (terrain_runtime.pipeline),
 decode -> enrich -> store -> publish -> dead-letter -> commit.
 
-The offsets of a batch are committed (by FastStream, after this handler returns) only once
+The offsets of a batch are committed (by FastStream, after this subscriber returns) only once
 its rows and failures are durably in PostgreSQL and its messages acknowledged by Kafka.
 When PostgreSQL is down, the pipeline retries with backoff and commits nothing; if the
 process dies meanwhile, the batch is redelivered and the idempotent store changes nothing.
@@ -25,6 +25,7 @@ from enrich.logic import Decoded, SubmissionRow, decode, plan_batch, store_rejec
 from enrich.repository import Stored, fetch_segment_histories, store_batch
 from enrich.segments import SegmentCache, SegmentRecord
 from enrich.settings import EnrichSettings
+from terrain_contracts.headers import CONTENT_TYPE, JSON
 from terrain_contracts.messages import SubmissionStoredV1
 from terrain_contracts.topics import SUBMISSIONS_RAW
 from terrain_runtime.db import Connection
@@ -42,7 +43,7 @@ from terrain_runtime.tracing import context_from_headers, headers_for, submissio
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("terrain.enrich")
-_JSON = ("content-type", b"application/json")
+_JSON = (CONTENT_TYPE, JSON.encode())
 
 SERVICE = "enrich"
 

@@ -1,4 +1,4 @@
-"""HTTP handlers: authenticate, read, validate, pseudonymise, publish durably, answer.
+"""HTTP routes of ingest: authenticate, read, validate, pseudonymise, publish durably, answer.
 
 A 202 is sent only after Kafka acknowledged every accepted record with acks=all; when
 Kafka cannot take them in time, the answer is 503 with Retry-After and the app keeps the
@@ -25,11 +25,12 @@ from ingest import __version__
 from ingest.body import BodyBudget, read_json
 from ingest.devices import DeviceDirectory, DirectoryUnavailable
 from ingest.logic import Device, SubmissionRejected, receive, validate
-from ingest.openapi import BATCH_OPENAPI, SINGLE_OPENAPI
+from ingest.openapi import BATCH_OPENAPI, PROBES_TAG, SINGLE_OPENAPI, SUBMISSIONS_TAG
 from ingest.problems import Problem
 from ingest.ratelimit import RateLimiter
 from ingest.screening import FieldError, UnknownFieldLimits
 from ingest.settings import IngestSettings
+from terrain_contracts.headers import CONTENT_TYPE, JSON
 from terrain_contracts.messages import SubmissionReceivedV1
 from terrain_contracts.topics import SUBMISSIONS_RAW
 from terrain_runtime.kafka import DurableProducer, kafka_reachable
@@ -127,7 +128,7 @@ async def publish(runtime: IngestRuntime, envelopes: list[SubmissionReceivedV1])
     async def send_all() -> None:
         pending = []
         for envelope, span in zip(envelopes, spans, strict=True):
-            headers = [("content-type", b"application/json")]
+            headers = [(CONTENT_TYPE, JSON.encode())]
             headers += [(k, v.encode()) for k, v in headers_for(span).items()]
             pending.append(
                 await runtime.producer.send(
@@ -198,7 +199,13 @@ def _echoed_id(item: Any) -> str | None:
         return None
 
 
-@router.post("/v1/submissions", status_code=202, openapi_extra=SINGLE_OPENAPI)
+@router.post(
+    "/v1/submissions",
+    status_code=202,
+    operation_id="sendSubmission",
+    tags=[SUBMISSIONS_TAG],
+    openapi_extra=SINGLE_OPENAPI,
+)
 async def post_submission(request: Request) -> JSONResponse:
     runtime = runtime_of(request)
     device = await authenticate(request, runtime)
@@ -229,7 +236,13 @@ async def post_submission(request: Request) -> JSONResponse:
     )
 
 
-@router.post("/v1/submissions/batch", status_code=200, openapi_extra=BATCH_OPENAPI)
+@router.post(
+    "/v1/submissions/batch",
+    status_code=200,
+    operation_id="sendSubmissionBatch",
+    tags=[SUBMISSIONS_TAG],
+    openapi_extra=BATCH_OPENAPI,
+)
 async def post_batch(request: Request) -> JSONResponse:
     runtime = runtime_of(request)
     device = await authenticate(request, runtime)
@@ -294,13 +307,15 @@ async def post_batch(request: Request) -> JSONResponse:
     )
 
 
-@router.get("/healthz", include_in_schema=True, summary="The process is alive")
+@router.get("/healthz", operation_id="liveness", tags=[PROBES_TAG], summary="The process is alive")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @router.get(
     "/readyz",
+    operation_id="readiness",
+    tags=[PROBES_TAG],
     summary="Kafka is reachable: the service can accept submissions",
     responses={503: {"description": "Kafka is not reachable"}},
 )
