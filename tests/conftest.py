@@ -11,6 +11,6 @@ from terrain_contracts.examples import load
 
 
 @pytest.fixture
-def brief_example() -> dict[str, Any]:
+def dakar_example() -> dict[str, Any]:
     """The field-app contract's example submission (a fresh copy per test)."""
-    return copy.deepcopy(load("field_submission.brief"))
+    return copy.deepcopy(load("field_submission.dakar"))

@@ -25,7 +25,7 @@ from terrain_testkit.topics import produce, read_topic, running
 async def test_enriched_rows_in_the_analytics_view(
     settings_kwargs: dict[str, Any], namespace: str, database_url: str
 ) -> None:
-    with_crm = field_submission()  # the brief's example: Dakar, money not received
+    with_crm = field_submission()  # the Dakar example: money not received
     envelope = raw_envelope(with_crm)
     msisdn_hash = envelope.submission.customer.msisdn_hash
     assert msisdn_hash

@@ -46,17 +46,17 @@ def auth(token: str) -> dict[str, str]:
 
 
 async def test_accepted_submission_is_durable_keyed_and_pseudonymised(
-    client: httpx.AsyncClient, device_token: str, brief_example: dict[str, Any], namespace: str
+    client: httpx.AsyncClient, device_token: str, dakar_example: dict[str, Any], namespace: str
 ) -> None:
-    response = await client.post("/v1/submissions", json=brief_example, headers=auth(device_token))
+    response = await client.post("/v1/submissions", json=dakar_example, headers=auth(device_token))
     assert response.status_code == 202, response.text
     assert response.json() == {
-        "submission_id": brief_example["submission_id"],
+        "submission_id": dakar_example["submission_id"],
         "status": "accepted",
     }
 
     [record] = await read_topic(SUBMISSIONS_RAW.name(namespace), expect=1)
-    assert record.key == brief_example["submission_id"].encode()
+    assert record.key == dakar_example["submission_id"].encode()
     assert b"77 123 45 67" not in record.value and b"771234567" not in record.value
     envelope = decode_raw_submission(record.value)
     customer = envelope.submission.customer
@@ -71,10 +71,10 @@ async def test_accepted_submission_is_durable_keyed_and_pseudonymised(
 
 
 async def test_without_consent_no_sealed_number_and_no_name(
-    client: httpx.AsyncClient, device_token: str, brief_example: dict[str, Any], namespace: str
+    client: httpx.AsyncClient, device_token: str, dakar_example: dict[str, Any], namespace: str
 ) -> None:
-    brief_example["customer"].update(consent=False, name="Awa Diop", phone2="77 765 43 21")
-    response = await client.post("/v1/submissions", json=brief_example, headers=auth(device_token))
+    dakar_example["customer"].update(consent=False, name="Awa Diop", phone2="77 765 43 21")
+    response = await client.post("/v1/submissions", json=dakar_example, headers=auth(device_token))
     assert response.status_code == 202
     [record] = await read_topic(SUBMISSIONS_RAW.name(namespace), expect=1)
     customer = decode_raw_submission(record.value).submission.customer
@@ -83,11 +83,11 @@ async def test_without_consent_no_sealed_number_and_no_name(
 
 
 async def test_batch_accepts_valid_items_and_names_the_invalid_ones(
-    client: httpx.AsyncClient, device_token: str, brief_example: dict[str, Any], namespace: str
+    client: httpx.AsyncClient, device_token: str, dakar_example: dict[str, Any], namespace: str
 ) -> None:
-    bad = json.loads(json.dumps(brief_example)) | {"submission_id": str(uuid4())}
+    bad = json.loads(json.dumps(dakar_example)) | {"submission_id": str(uuid4())}
     bad["feedback"]["satisfaction"] = 7
-    good = brief_example | {"submission_id": str(uuid4())}
+    good = dakar_example | {"submission_id": str(uuid4())}
     response = await client.post(
         "/v1/submissions/batch", json={"submissions": [good, bad]}, headers=auth(device_token)
     )
@@ -114,12 +114,12 @@ async def test_batch_accepts_valid_items_and_names_the_invalid_ones(
 async def test_contract_violation_is_a_422_naming_the_field(
     client: httpx.AsyncClient,
     device_token: str,
-    brief_example: dict[str, Any],
+    dakar_example: dict[str, Any],
     mutate: Any,
     field: str,
 ) -> None:
-    mutate(brief_example)
-    response = await client.post("/v1/submissions", json=brief_example, headers=auth(device_token))
+    mutate(dakar_example)
+    response = await client.post("/v1/submissions", json=dakar_example, headers=auth(device_token))
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("application/problem+json")
     assert field in [e["field"] for e in response.json()["errors"]]
@@ -152,10 +152,10 @@ async def test_transport_errors(client: httpx.AsyncClient, device_token: str) ->
 
 
 async def test_tokens_are_required_and_revocation_applies(
-    client: httpx.AsyncClient, brief_example: dict[str, Any], database_url: str
+    client: httpx.AsyncClient, dakar_example: dict[str, Any], database_url: str
 ) -> None:
-    assert (await client.post("/v1/submissions", json=brief_example)).status_code == 401
-    unknown = await client.post("/v1/submissions", json=brief_example, headers=auth("trn_nope"))
+    assert (await client.post("/v1/submissions", json=dakar_example)).status_code == 401
+    unknown = await client.post("/v1/submissions", json=dakar_example, headers=auth("trn_nope"))
     assert unknown.status_code == 401
     connection = await asyncpg.connect(database_url)
     try:
@@ -163,7 +163,7 @@ async def test_tokens_are_required_and_revocation_applies(
         await revoke_device(connection=connection, device_id=record.device_id)
     finally:
         await connection.close()
-    revoked = await client.post("/v1/submissions", json=brief_example, headers=auth(token))
+    revoked = await client.post("/v1/submissions", json=dakar_example, headers=auth(token))
     assert revoked.status_code == 401
 
 
@@ -185,7 +185,7 @@ async def strict_client(settings_kwargs: dict[str, Any]) -> AsyncIterator[httpx.
 
 
 async def test_rate_limit_is_per_device_with_retry_after(
-    strict_client: httpx.AsyncClient, database_url: str, brief_example: dict[str, Any]
+    strict_client: httpx.AsyncClient, database_url: str, dakar_example: dict[str, Any]
 ) -> None:
     connection = await asyncpg.connect(database_url)
     try:
@@ -195,28 +195,28 @@ async def test_rate_limit_is_per_device_with_retry_after(
         await connection.close()
     statuses = [
         (
-            await strict_client.post("/v1/submissions", json=brief_example, headers=auth(flooder))
+            await strict_client.post("/v1/submissions", json=dakar_example, headers=auth(flooder))
         ).status_code
         for _ in range(3)
     ]
     assert statuses == [202, 202, 429]
-    limited = await strict_client.post("/v1/submissions", json=brief_example, headers=auth(flooder))
+    limited = await strict_client.post("/v1/submissions", json=dakar_example, headers=auth(flooder))
     assert int(limited.headers["retry-after"]) >= 1
-    other = await strict_client.post("/v1/submissions", json=brief_example, headers=auth(calm))
+    other = await strict_client.post("/v1/submissions", json=dakar_example, headers=auth(calm))
     assert other.status_code == 202
 
 
 async def test_resend_is_accepted_again_with_the_same_key(
-    client: httpx.AsyncClient, device_token: str, brief_example: dict[str, Any], namespace: str
+    client: httpx.AsyncClient, device_token: str, dakar_example: dict[str, Any], namespace: str
 ) -> None:
-    brief_example["future_field"] = {"from": "app 3.0"}
+    dakar_example["future_field"] = {"from": "app 3.0"}
     for _ in range(2):
         response = await client.post(
-            "/v1/submissions", json=brief_example, headers=auth(device_token)
+            "/v1/submissions", json=dakar_example, headers=auth(device_token)
         )
         assert response.status_code == 202
     records = await read_topic(SUBMISSIONS_RAW.name(namespace), expect=2)
-    assert {r.key for r in records} == {brief_example["submission_id"].encode()}
+    assert {r.key for r in records} == {dakar_example["submission_id"].encode()}
     assert len({r.partition for r in records}) == 1
     assert decode_raw_submission(records[0].value).submission.model_extra == {
         "future_field": {"from": "app 3.0"}
@@ -261,13 +261,13 @@ async def test_chunked_body_is_cut_at_the_limit(
 
 
 async def test_batch_limits_and_shape(
-    client: httpx.AsyncClient, device_token: str, brief_example: dict[str, Any]
+    client: httpx.AsyncClient, device_token: str, dakar_example: dict[str, Any]
 ) -> None:
-    too_many = {"submissions": [brief_example] * 501}
+    too_many = {"submissions": [dakar_example] * 501}
     response = await client.post("/v1/submissions/batch", json=too_many, headers=auth(device_token))
     assert response.status_code == 413
     assert response.json()["errors"][0]["field"] == "submissions"
-    shapes: list[Any] = [{"submissions": "nope"}, [brief_example], {"items": []}]
+    shapes: list[Any] = [{"submissions": "nope"}, [dakar_example], {"items": []}]
     for shape in shapes:
         response = await client.post(
             "/v1/submissions/batch", json=shape, headers=auth(device_token)
@@ -288,9 +288,9 @@ async def test_batch_limits_and_shape(
 
 
 async def test_metrics_count_requests_and_outcomes(
-    client: httpx.AsyncClient, device_token: str, brief_example: dict[str, Any]
+    client: httpx.AsyncClient, device_token: str, dakar_example: dict[str, Any]
 ) -> None:
-    await client.post("/v1/submissions", json=brief_example, headers=auth(device_token))
+    await client.post("/v1/submissions", json=dakar_example, headers=auth(device_token))
     text = (await client.get("/metrics/")).text
     assert (
         'terrain_http_requests_total{route="/v1/submissions",service="ingest",status="202"}' in text
@@ -330,10 +330,10 @@ async def test_a_100_mb_body_is_refused_without_being_read(
 
 
 async def test_thousands_of_topics_is_a_422(
-    client: httpx.AsyncClient, device_token: str, brief_example: dict[str, Any]
+    client: httpx.AsyncClient, device_token: str, dakar_example: dict[str, Any]
 ) -> None:
     # 10,000 is over the body limit (413); 5,000 fits and breaks the contract.
-    brief_example["feedback"]["topics"] = ["billing"] * 5_000
-    response = await client.post("/v1/submissions", json=brief_example, headers=auth(device_token))
+    dakar_example["feedback"]["topics"] = ["billing"] * 5_000
+    response = await client.post("/v1/submissions", json=dakar_example, headers=auth(device_token))
     assert response.status_code == 422
     assert "feedback.topics" in [e["field"] for e in response.json()["errors"]]

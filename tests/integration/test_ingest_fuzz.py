@@ -145,7 +145,7 @@ async def test_mutated_submissions_never_get_a_5xx(
     @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
     @given(mutations=st.lists(st.tuples(_paths, _json_values), min_size=1, max_size=4))
     def property_test(mutations: list[tuple[tuple[str, ...], Any]]) -> None:
-        document: Any = load("field_submission.brief")
+        document: Any = load("field_submission.dakar")
         for path, value in mutations:
             target = document
             for key in path[:-1]:

@@ -95,15 +95,15 @@ HOSTILE = [
 async def test_what_the_pipeline_cannot_carry_is_a_422_naming_the_field(
     client: httpx.AsyncClient,
     device_token: str,
-    brief_example: dict[str, Any],
+    dakar_example: dict[str, Any],
     members: str,
     where: str,
     field: str,
     problem: str,
 ) -> None:
     headers = {"authorization": f"Bearer {device_token}", "content-type": "application/json"}
-    good = json.dumps(brief_example | {"submission_id": str(uuid4())})
-    body = _with(brief_example, members, where)
+    good = json.dumps(dakar_example | {"submission_id": str(uuid4())})
+    body = _with(dakar_example, members, where)
     single = await client.post("/v1/submissions", content=body, headers=headers)
     assert single.status_code == 422, single.text
     assert single.headers["content-type"] == "application/problem+json"
@@ -121,10 +121,10 @@ async def test_what_the_pipeline_cannot_carry_is_a_422_naming_the_field(
 
 
 async def test_a_batch_item_with_a_bad_id_is_refused_without_echoing_it(
-    client: httpx.AsyncClient, device_token: str, brief_example: dict[str, Any]
+    client: httpx.AsyncClient, device_token: str, dakar_example: dict[str, Any]
 ) -> None:
     headers = {"authorization": f"Bearer {device_token}", "content-type": "application/json"}
-    item = json.dumps(brief_example).replace(brief_example["submission_id"], "\\ud800\\u0000", 1)
+    item = json.dumps(dakar_example).replace(dakar_example["submission_id"], "\\ud800\\u0000", 1)
     answer = await client.post(
         "/v1/submissions/batch", content=f'{{"submissions": [{item}]}}'.encode(), headers=headers
     )
@@ -135,11 +135,11 @@ async def test_a_batch_item_with_a_bad_id_is_refused_without_echoing_it(
 
 
 async def test_non_characters_and_private_use_are_accepted(
-    client: httpx.AsyncClient, device_token: str, brief_example: dict[str, Any], namespace: str
+    client: httpx.AsyncClient, device_token: str, dakar_example: dict[str, Any], namespace: str
 ) -> None:
-    brief_example["feedback"]["verbatim"] = "ok \ufffe\uffff\ue000 \U0010fffd"
+    dakar_example["feedback"]["verbatim"] = "ok \ufffe\uffff\ue000 \U0010fffd"
     response = await client.post(
-        "/v1/submissions", json=brief_example, headers={"authorization": f"Bearer {device_token}"}
+        "/v1/submissions", json=dakar_example, headers={"authorization": f"Bearer {device_token}"}
     )
     assert response.status_code == 202
     [record] = await read_topic(SUBMISSIONS_RAW.name(namespace), expect=1)
@@ -147,11 +147,11 @@ async def test_non_characters_and_private_use_are_accepted(
 
 
 async def test_escaped_text_and_surrogate_pairs_are_text(
-    client: httpx.AsyncClient, device_token: str, brief_example: dict[str, Any], namespace: str
+    client: httpx.AsyncClient, device_token: str, dakar_example: dict[str, Any], namespace: str
 ) -> None:
     # What a client that escapes everything sends: accents, an emoji as a surrogate pair.
-    brief_example["feedback"]["verbatim"] = "réseau coupé 😡, ligne\ttab"
-    body = json.dumps(brief_example, ensure_ascii=True).encode()
+    dakar_example["feedback"]["verbatim"] = "réseau coupé 😡, ligne\ttab"
+    body = json.dumps(dakar_example, ensure_ascii=True).encode()
     assert b"\\ud83d\\ude21" in body
     response = await client.post(
         "/v1/submissions",
@@ -165,18 +165,18 @@ async def test_escaped_text_and_surrogate_pairs_are_text(
 
 
 async def test_numbers_in_free_text_never_reach_the_raw_topic(
-    client: httpx.AsyncClient, device_token: str, brief_example: dict[str, Any], namespace: str
+    client: httpx.AsyncClient, device_token: str, dakar_example: dict[str, Any], namespace: str
 ) -> None:
-    brief_example["customer"]["consent"] = False
-    brief_example["feedback"]["verbatim"] = (
+    dakar_example["customer"]["consent"] = False
+    dakar_example["feedback"]["verbatim"] = (
         "appelez mon frère au 77 765 43 21 ou au +221 76.111.22.33, j'ai perdu 50 000 FCFA"
     )
-    brief_example["feedback"]["followup"] = {"note": "whatsapp 78-222-33-44"}
-    brief_example["agent"]["remark"] = "chef d'équipe 0022170 333 44 55"
-    brief_example["callback"] = [{"when": "demain", "text": "écrire à awa.diop@orange.sn"}]
-    brief_example["customer"]["prenom"] = "Awa"
+    dakar_example["feedback"]["followup"] = {"note": "whatsapp 78-222-33-44"}
+    dakar_example["agent"]["remark"] = "chef d'équipe 0022170 333 44 55"
+    dakar_example["callback"] = [{"when": "demain", "text": "écrire à awa.diop@orange.sn"}]
+    dakar_example["customer"]["prenom"] = "Awa"
     response = await client.post(
-        "/v1/submissions", json=brief_example, headers={"authorization": f"Bearer {device_token}"}
+        "/v1/submissions", json=dakar_example, headers={"authorization": f"Bearer {device_token}"}
     )
     assert response.status_code == 202, response.text
     [record] = await read_topic(SUBMISSIONS_RAW.name(namespace), expect=1)

@@ -32,7 +32,7 @@ _SETTINGS = TerrainSettings(environment="test")
 def field_submission(**changes: Any) -> dict[str, Any]:
     """The contract's example submission with a fresh ``submission_id`` and ``changes``:
     ``agent__market="CI"`` sets ``document["agent"]["market"]``."""
-    document = copy.deepcopy(load("field_submission.brief"))
+    document = copy.deepcopy(load("field_submission.dakar"))
     document["submission_id"] = str(uuid4())
     for dotted, value in changes.items():
         target = document

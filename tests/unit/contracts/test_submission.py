@@ -55,33 +55,33 @@ def _errors(document: dict[str, Any]) -> list[str]:
     ],
 )
 def test_contract_violations_name_the_field(
-    brief_example: dict[str, Any], path: tuple[str, ...], value: Any, field: str
+    dakar_example: dict[str, Any], path: tuple[str, ...], value: Any, field: str
 ) -> None:
-    target = brief_example
+    target = dakar_example
     for key in path[:-1]:
         target = target[key]
     target[path[-1]] = value
-    assert field in _errors(brief_example)
+    assert field in _errors(dakar_example)
 
 
 @pytest.mark.parametrize(
     "missing", ["submission_id", "campaign_id", "collected_at", "agent", "customer", "feedback"]
 )
-def test_required_fields(brief_example: dict[str, Any], missing: str) -> None:
-    del brief_example[missing]
-    assert missing in _errors(brief_example)
+def test_required_fields(dakar_example: dict[str, Any], missing: str) -> None:
+    del dakar_example[missing]
+    assert missing in _errors(dakar_example)
 
 
-def test_lat_without_lon_is_refused(brief_example: dict[str, Any]) -> None:
-    del brief_example["location"]["lon"]
-    assert "location" in _errors(brief_example)
+def test_lat_without_lon_is_refused(dakar_example: dict[str, Any]) -> None:
+    del dakar_example["location"]["lon"]
+    assert "location" in _errors(dakar_example)
 
 
-def test_nan_is_not_a_coordinate(brief_example: dict[str, Any]) -> None:
-    brief_example["location"]["lat"] = float("nan")
-    assert "location.lat" in _errors(brief_example)
+def test_nan_is_not_a_coordinate(dakar_example: dict[str, Any]) -> None:
+    dakar_example["location"]["lat"] = float("nan")
+    assert "location.lat" in _errors(dakar_example)
 
 
-def test_repeated_topics_are_refused(brief_example: dict[str, Any]) -> None:
-    brief_example["feedback"]["topics"] = ["billing", "billing"]
-    assert "feedback" in _errors(brief_example)
+def test_repeated_topics_are_refused(dakar_example: dict[str, Any]) -> None:
+    dakar_example["feedback"]["topics"] = ["billing", "billing"]
+    assert "feedback" in _errors(dakar_example)

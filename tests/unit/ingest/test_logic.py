@@ -28,8 +28,8 @@ def accept(document: dict[str, Any]) -> Any:
     )
 
 
-def test_number_is_pseudonymised_and_sealed_with_consent(brief_example: dict[str, Any]) -> None:
-    envelope = accept(brief_example)
+def test_number_is_pseudonymised_and_sealed_with_consent(dakar_example: dict[str, Any]) -> None:
+    envelope = accept(dakar_example)
     customer = envelope.submission.customer
     assert customer.msisdn_hash == SETTINGS.pseudonymiser().pseudonym("+221771234567")
     assert customer.msisdn_sealed is not None
@@ -39,34 +39,34 @@ def test_number_is_pseudonymised_and_sealed_with_consent(brief_example: dict[str
 
 
 def test_without_consent_names_and_phone_like_fields_are_dropped(
-    brief_example: dict[str, Any],
+    dakar_example: dict[str, Any],
 ) -> None:
-    brief_example["customer"].update(
+    dakar_example["customer"].update(
         consent=False, name="Awa", last_name="Diop", phone="77 000 00 00", loyalty_card="X1"
     )
-    customer = accept(brief_example).submission.customer
+    customer = accept(dakar_example).submission.customer
     extras = customer.model_extra or {}
     assert customer.msisdn_sealed is None
     assert customer.msisdn_hash is not None
     assert set(extras) == {"loyalty_card"}
 
 
-def test_phone_like_fields_are_dropped_even_with_consent(brief_example: dict[str, Any]) -> None:
-    brief_example["customer"].update(name="Awa", mobile_2="77 000 00 00")
-    extras = accept(brief_example).submission.customer.model_extra or {}
+def test_phone_like_fields_are_dropped_even_with_consent(dakar_example: dict[str, Any]) -> None:
+    dakar_example["customer"].update(name="Awa", mobile_2="77 000 00 00")
+    extras = accept(dakar_example).submission.customer.model_extra or {}
     assert extras == {"name": "Awa"}
 
 
-def test_the_app_cannot_forge_the_pseudonym_fields(brief_example: dict[str, Any]) -> None:
-    brief_example["customer"]["msisdn_sealed"] = "s1:forged"
-    del brief_example["customer"]["msisdn"]
-    customer = accept(brief_example).submission.customer
+def test_the_app_cannot_forge_the_pseudonym_fields(dakar_example: dict[str, Any]) -> None:
+    dakar_example["customer"]["msisdn_sealed"] = "s1:forged"
+    del dakar_example["customer"]["msisdn"]
+    customer = accept(dakar_example).submission.customer
     assert customer.msisdn_sealed is None
     assert customer.msisdn_hash is None
 
 
-def test_server_facts(brief_example: dict[str, Any]) -> None:
-    envelope = accept(brief_example)
+def test_server_facts(dakar_example: dict[str, Any]) -> None:
+    envelope = accept(dakar_example)
     assert (
         envelope.outbox_delay_s
         == (NOW - datetime(2025, 4, 15, 9, 12, 33, tzinfo=UTC)).total_seconds()
@@ -78,19 +78,19 @@ def test_server_facts(brief_example: dict[str, Any]) -> None:
     assert envelope.device_market is Market.SN
 
 
-def test_unknown_fields_travel(brief_example: dict[str, Any]) -> None:
-    brief_example["weather"] = {"rain": True}
-    brief_example["feedback"]["mood"] = "angry"
-    dumped = accept(brief_example).submission.model_dump(mode="json")
+def test_unknown_fields_travel(dakar_example: dict[str, Any]) -> None:
+    dakar_example["weather"] = {"rain": True}
+    dakar_example["feedback"]["mood"] = "angry"
+    dumped = accept(dakar_example).submission.model_dump(mode="json")
     assert dumped["weather"] == {"rain": True}
     assert dumped["feedback"]["mood"] == "angry"
 
 
-def test_bad_number_names_the_field_with_the_batch_prefix(brief_example: dict[str, Any]) -> None:
-    brief_example["customer"]["msisdn"] = "call me maybe"
+def test_bad_number_names_the_field_with_the_batch_prefix(dakar_example: dict[str, Any]) -> None:
+    dakar_example["customer"]["msisdn"] = "call me maybe"
     with pytest.raises(SubmissionRejected) as caught:
         receive(
-            validate(brief_example, "submissions.3"),
+            validate(dakar_example, "submissions.3"),
             device=DEVICE,
             received_at=NOW,
             pseudonymiser=SETTINGS.pseudonymiser(),
@@ -109,16 +109,16 @@ def test_a_submission_is_an_object(document: Any) -> None:
 
 
 def test_numbers_and_emails_in_the_verbatim_and_unknown_fields_are_pseudonymised(
-    brief_example: dict[str, Any],
+    dakar_example: dict[str, Any],
 ) -> None:
-    brief_example["feedback"]["verbatim"] = "appelez mon frère au 77 765 43 21, 50 000 FCFA"
-    brief_example["notes"] = {"rappel": ["écrire à awa@orange.sn", "ou au +221 76 111 22 33"]}
-    brief_example["agent"]["remark"] = "chef: 78.222.33.44"
-    brief_example["location"]["hint"] = "boutique 70-333-44-55"
-    brief_example["app"]["debug"] = {"last_caller": "00221 77 444 55 66"}
-    brief_example["customer"]["other"] = "son mari 77 555 66 77"
-    brief_example["feedback"]["followup"] = 775556688
-    envelope = accept(brief_example)
+    dakar_example["feedback"]["verbatim"] = "appelez mon frère au 77 765 43 21, 50 000 FCFA"
+    dakar_example["notes"] = {"rappel": ["écrire à awa@orange.sn", "ou au +221 76 111 22 33"]}
+    dakar_example["agent"]["remark"] = "chef: 78.222.33.44"
+    dakar_example["location"]["hint"] = "boutique 70-333-44-55"
+    dakar_example["app"]["debug"] = {"last_caller": "00221 77 444 55 66"}
+    dakar_example["customer"]["other"] = "son mari 77 555 66 77"
+    dakar_example["feedback"]["followup"] = 775556688
+    envelope = accept(dakar_example)
     dumped = envelope.model_dump_json()
     pseudonyms = SETTINGS.pseudonymiser()
     for e164 in ("+221777654321", "+221761112233", "+221782223344", "+221703334455"):
@@ -133,9 +133,9 @@ def test_numbers_and_emails_in_the_verbatim_and_unknown_fields_are_pseudonymised
     assert decode_raw_submission(dumped.encode()).model_dump_json() == dumped
 
 
-def test_a_verbatim_full_of_numbers_still_decodes(brief_example: dict[str, Any]) -> None:
-    brief_example["feedback"]["verbatim"] = ("77 123 45 67 " * 400)[:4000]
-    envelope = accept(brief_example)
+def test_a_verbatim_full_of_numbers_still_decodes(dakar_example: dict[str, Any]) -> None:
+    dakar_example["feedback"]["verbatim"] = ("77 123 45 67 " * 400)[:4000]
+    envelope = accept(dakar_example)
     verbatim = envelope.submission.feedback.verbatim
     assert verbatim is not None and len(verbatim) > 4000
     assert not phone_numbers_in(verbatim, {"771234567"})
@@ -149,19 +149,19 @@ def test_a_verbatim_full_of_numbers_still_decodes(brief_example: dict[str, Any])
      "apelido", "sobrenome", "email", "E-mail", "courriel", "contact", "Nom complet"],
 )  # fmt: skip
 def test_name_keys_are_dropped_at_every_level_without_consent(
-    brief_example: dict[str, Any], key: str
+    dakar_example: dict[str, Any], key: str
 ) -> None:
-    brief_example["customer"]["consent"] = False
-    brief_example[key] = "Awa Diop"
-    brief_example["feedback"][key] = "Awa Diop"
-    brief_example["agent"]["extra"] = {"list": [{key: "Awa Diop", "kept": 1}]}
-    dumped = accept(brief_example).model_dump_json()
+    dakar_example["customer"]["consent"] = False
+    dakar_example[key] = "Awa Diop"
+    dakar_example["feedback"][key] = "Awa Diop"
+    dakar_example["agent"]["extra"] = {"list": [{key: "Awa Diop", "kept": 1}]}
+    dumped = accept(dakar_example).model_dump_json()
     assert "Awa" not in dumped and '"kept":1' in dumped
 
 
-def test_with_consent_names_stay_but_numbers_do_not(brief_example: dict[str, Any]) -> None:
-    brief_example["contact"] = {"nom": "Awa Diop", "note": "joignable au 77 765 43 21"}
-    dumped = accept(brief_example).model_dump_json()
+def test_with_consent_names_stay_but_numbers_do_not(dakar_example: dict[str, Any]) -> None:
+    dakar_example["contact"] = {"nom": "Awa Diop", "note": "joignable au 77 765 43 21"}
+    dumped = accept(dakar_example).model_dump_json()
     assert "Awa Diop" in dumped
     assert not phone_numbers_in(dumped, {"777654321"})
 
@@ -170,21 +170,21 @@ def test_with_consent_names_stay_but_numbers_do_not(brief_example: dict[str, Any
     "key", ["phone", "Téléphone", "telefone", "tel_2", "WhatsApp", "msisdn2", "Portable"]
 )
 def test_phone_keys_are_dropped_at_every_level_even_with_consent(
-    brief_example: dict[str, Any], key: str
+    dakar_example: dict[str, Any], key: str
 ) -> None:
-    brief_example["feedback"]["contacts"] = [{key: 771234599, "hotel": "Teranga"}]
-    brief_example[key] = "x"
-    extras = accept(brief_example).submission.model_dump(mode="json")
+    dakar_example["feedback"]["contacts"] = [{key: 771234599, "hotel": "Teranga"}]
+    dakar_example[key] = "x"
+    extras = accept(dakar_example).submission.model_dump(mode="json")
     assert key not in extras
     assert extras["feedback"]["contacts"] == [{"hotel": "Teranga"}]
 
 
 def test_numbers_in_the_typed_place_and_company_are_pseudonymised(
-    brief_example: dict[str, Any],
+    dakar_example: dict[str, Any],
 ) -> None:
-    brief_example["location"] = {"place": "boutique de Moussa, " + "77 765 43 21 / " * 12}
-    brief_example["customer"]["company"] = "Garage Diop, tel 78 222 33 44"
-    envelope = accept(brief_example)
+    dakar_example["location"] = {"place": "boutique de Moussa, " + "77 765 43 21 / " * 12}
+    dakar_example["customer"]["company"] = "Garage Diop, tel 78 222 33 44"
+    envelope = accept(dakar_example)
     dumped = envelope.model_dump_json()
     assert not phone_numbers_in(dumped, {"777654321", "782223344"})
     assert envelope.submission.location is not None
@@ -194,10 +194,10 @@ def test_numbers_in_the_typed_place_and_company_are_pseudonymised(
 
 
 def test_customer_contact_words_are_dropped_there_and_kept_elsewhere(
-    brief_example: dict[str, Any],
+    dakar_example: dict[str, Any],
 ) -> None:
-    brief_example["customer"].update(mobile="x", numero="y", gsm="z", cell_2="w")
-    brief_example["network"] = {"mobile_data": "slow", "cell_id": "SN-4412", "gsm": "2G only"}
-    submission = accept(brief_example).submission
+    dakar_example["customer"].update(mobile="x", numero="y", gsm="z", cell_2="w")
+    dakar_example["network"] = {"mobile_data": "slow", "cell_id": "SN-4412", "gsm": "2G only"}
+    submission = accept(dakar_example).submission
     assert set(submission.customer.model_extra or {}) == set()
-    assert (submission.model_extra or {})["network"] == brief_example["network"]
+    assert (submission.model_extra or {})["network"] == dakar_example["network"]

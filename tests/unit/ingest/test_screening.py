@@ -40,13 +40,13 @@ def refusals(document: dict[str, Any], prefix: str = "") -> dict[str, str]:
     ],
 )
 def test_control_characters_and_lone_surrogates_are_refused_where_they_are(
-    brief_example: dict[str, Any], path: tuple[str, ...], character: str
+    dakar_example: dict[str, Any], path: tuple[str, ...], character: str
 ) -> None:
-    target = brief_example
+    target = dakar_example
     for key in path[:-1]:
         target = target[key]
     target[path[-1]] = f"ok{character}ok"
-    problems = refusals(brief_example)
+    problems = refusals(dakar_example)
     field = ".".join(path)
     assert field in problems, problems
     expected = "lone surrogate" if character >= "\ud800" else "control character"
@@ -54,42 +54,42 @@ def test_control_characters_and_lone_surrogates_are_refused_where_they_are(
     assert f"U+{ord(character):04X}" in problems[field]
 
 
-def test_the_batch_prefix_and_the_depth_are_in_the_path(brief_example: dict[str, Any]) -> None:
-    brief_example["extra"] = {"list": [{"deep": ["fine", "bad\x00"]}]}
-    brief_example["feedback"]["topics"] = ["billing", "\x00"]
-    problems = refusals(brief_example, "submissions.4")
+def test_the_batch_prefix_and_the_depth_are_in_the_path(dakar_example: dict[str, Any]) -> None:
+    dakar_example["extra"] = {"list": [{"deep": ["fine", "bad\x00"]}]}
+    dakar_example["feedback"]["topics"] = ["billing", "\x00"]
+    problems = refusals(dakar_example, "submissions.4")
     assert "submissions.4.extra.list.0.deep.1" in problems
     assert "submissions.4.feedback.topics.1" in problems
 
 
-def test_keys_are_screened_too(brief_example: dict[str, Any]) -> None:
-    brief_example["customer"]["bad\x00key"] = 1
-    brief_example["extra"] = {"inner\ud800": "x"}
-    problems = refusals(brief_example)
+def test_keys_are_screened_too(dakar_example: dict[str, Any]) -> None:
+    dakar_example["customer"]["bad\x00key"] = 1
+    dakar_example["extra"] = {"inner\ud800": "x"}
+    problems = refusals(dakar_example)
     assert problems["customer.bad\\u0000key"].startswith("the key holds the control character")
     assert problems["extra.inner\\ud800"].startswith("the key holds a lone surrogate")
 
 
-def test_an_empty_key_is_shown_in_the_path(brief_example: dict[str, Any]) -> None:
-    brief_example[""] = "\x00"
-    brief_example["feedback"][""] = {"": "\x00"}
-    assert set(refusals(brief_example)) == {'""', 'feedback."".""'}
+def test_an_empty_key_is_shown_in_the_path(dakar_example: dict[str, Any]) -> None:
+    dakar_example[""] = "\x00"
+    dakar_example["feedback"][""] = {"": "\x00"}
+    assert set(refusals(dakar_example)) == {'""', 'feedback."".""'}
 
 
-def test_tab_newline_and_carriage_return_are_text(brief_example: dict[str, Any]) -> None:
-    brief_example["feedback"]["verbatim"] = "ligne 1\r\nligne 2\tfin"
-    brief_example["notes"] = {"a\tb": "x\ny"}
-    accept(brief_example)
+def test_tab_newline_and_carriage_return_are_text(dakar_example: dict[str, Any]) -> None:
+    dakar_example["feedback"]["verbatim"] = "ligne 1\r\nligne 2\tfin"
+    dakar_example["notes"] = {"a\tb": "x\ny"}
+    accept(dakar_example)
 
 
 def test_non_characters_private_use_and_c1_controls_are_kept(
-    brief_example: dict[str, Any],
+    dakar_example: dict[str, Any],
 ) -> None:
     # Unicode scalar values that UTF-8, JSON and PostgreSQL all hold: kept as sent.
     kept = "\ufffe\uffff\ufdd0\ue000\U0010fffd\U0001fffe\x7f\x85\u200f\u0301"
-    brief_example["feedback"]["verbatim"] = kept
-    brief_example["extra"] = {kept: kept}
-    dumped = json.loads(accept(brief_example).model_dump_json())
+    dakar_example["feedback"]["verbatim"] = kept
+    dakar_example["extra"] = {kept: kept}
+    dumped = json.loads(accept(dakar_example).model_dump_json())
     assert dumped["submission"]["feedback"]["verbatim"] == kept
     assert dumped["submission"]["extra"] == {kept: kept}
 
@@ -101,23 +101,23 @@ def nested(levels: int) -> Any:
     return value
 
 
-def test_unknown_fields_have_a_depth_limit(brief_example: dict[str, Any]) -> None:
-    brief_example["fine"] = nested(8)
-    brief_example["feedback"]["fine"] = nested(8)
-    accept(brief_example)
+def test_unknown_fields_have_a_depth_limit(dakar_example: dict[str, Any]) -> None:
+    dakar_example["fine"] = nested(8)
+    dakar_example["feedback"]["fine"] = nested(8)
+    accept(dakar_example)
     for levels in (9, 300, 900):
-        brief_example["deep"] = nested(levels)
-        problems = refusals(brief_example)
+        dakar_example["deep"] = nested(levels)
+        problems = refusals(dakar_example)
         [(field, problem)] = problems.items()
         assert field.startswith("deep.") and problem == "nests deeper than 8 levels"
 
 
-def test_unknown_fields_have_size_limits(brief_example: dict[str, Any]) -> None:
-    brief_example["wide"] = {f"k{i}": i for i in range(101)}
-    brief_example["long"] = ["x"] * 501
-    brief_example["app"]["notes"] = "x" * 8001
-    brief_example["feedback"]["tags"] = {"k" * 201: 1}
-    problems = refusals(brief_example)
+def test_unknown_fields_have_size_limits(dakar_example: dict[str, Any]) -> None:
+    dakar_example["wide"] = {f"k{i}": i for i in range(101)}
+    dakar_example["long"] = ["x"] * 501
+    dakar_example["app"]["notes"] = "x" * 8001
+    dakar_example["feedback"]["tags"] = {"k" * 201: 1}
+    problems = refusals(dakar_example)
     assert problems["wide"] == "has 101 keys, more than 100"
     assert problems["long"] == "has 501 items, more than 500"
     assert problems["app.notes"] == "is 8001 characters long, more than 8000"
@@ -127,31 +127,31 @@ def test_unknown_fields_have_size_limits(brief_example: dict[str, Any]) -> None:
     assert len(problems) == 4
 
 
-def test_the_limits_are_settings(brief_example: dict[str, Any]) -> None:
-    brief_example["extra"] = {"a": {"b": 1}}
-    assert screen(brief_example, limits=UnknownFieldLimits(depth=1))
-    assert not screen(brief_example, limits=UnknownFieldLimits(depth=2))
+def test_the_limits_are_settings(dakar_example: dict[str, Any]) -> None:
+    dakar_example["extra"] = {"a": {"b": 1}}
+    assert screen(dakar_example, limits=UnknownFieldLimits(depth=1))
+    assert not screen(dakar_example, limits=UnknownFieldLimits(depth=2))
 
 
 @pytest.mark.parametrize("number", ["1e400", "-1e400", str(10**400)])
 def test_a_number_beyond_a_double_is_refused_not_nulled(
-    brief_example: dict[str, Any], number: str
+    dakar_example: dict[str, Any], number: str
 ) -> None:
-    body = json.dumps(brief_example)[:-1] + f', "reading": {{"value": {number}}}}}'
+    body = json.dumps(dakar_example)[:-1] + f', "reading": {{"value": {number}}}}}'
     problems = refusals(json.loads(body))
     assert problems == {"reading.value": "is a number too large for a double (IEEE 754)"}
 
 
-def test_large_but_representable_numbers_travel(brief_example: dict[str, Any]) -> None:
-    brief_example["reading"] = [1e308, -(2**1000), 2**63]
-    dumped = json.loads(accept(brief_example).model_dump_json())
+def test_large_but_representable_numbers_travel(dakar_example: dict[str, Any]) -> None:
+    dakar_example["reading"] = [1e308, -(2**1000), 2**63]
+    dumped = json.loads(accept(dakar_example).model_dump_json())
     assert dumped["submission"]["reading"] == [1e308, -(2**1000), 2**63]
 
 
-def test_screening_and_contract_errors_come_together(brief_example: dict[str, Any]) -> None:
-    brief_example["feedback"]["satisfaction"] = 9
-    brief_example["feedback"]["verbatim"] = "\x00"
-    problems = refusals(brief_example)
+def test_screening_and_contract_errors_come_together(dakar_example: dict[str, Any]) -> None:
+    dakar_example["feedback"]["satisfaction"] = 9
+    dakar_example["feedback"]["verbatim"] = "\x00"
+    problems = refusals(dakar_example)
     assert set(problems) == {"feedback.satisfaction", "feedback.verbatim"}
     assert "control character" in problems["feedback.verbatim"]
 
@@ -204,7 +204,7 @@ def test_any_document_is_an_envelope_that_serialises_or_a_refusal_naming_a_field
 ) -> None:
     from terrain_contracts.examples import load
 
-    document: dict[str, Any] = load("field_submission.brief")
+    document: dict[str, Any] = load("field_submission.dakar")
     document = json.loads(json.dumps(document))
     for place, key, value in additions:
         target = document
@@ -256,10 +256,10 @@ def test_a_body_without_a_risky_escape_holds_no_forbidden_character(
         assert may_hold_forbidden(body)
 
 
-def test_the_cheap_path_finds_the_same_bounds(brief_example: dict[str, Any]) -> None:
-    brief_example["deep"] = nested(12)
-    brief_example["feedback"]["wide"] = {f"k{i}": "x" * 9000 for i in range(120)}
-    body = json.dumps(brief_example, ensure_ascii=False)
+def test_the_cheap_path_finds_the_same_bounds(dakar_example: dict[str, Any]) -> None:
+    dakar_example["deep"] = nested(12)
+    dakar_example["feedback"]["wide"] = {f"k{i}": "x" * 9000 for i in range(120)}
+    body = json.dumps(dakar_example, ensure_ascii=False)
     assert not may_hold_forbidden(body)
     document = json.loads(body)
     assert screen(document, limits=LIMITS, check_text=False) == screen(document, limits=LIMITS)
@@ -268,10 +268,10 @@ def test_the_cheap_path_finds_the_same_bounds(brief_example: dict[str, Any]) -> 
     assert not may_hold_forbidden(json.dumps({"a": "é\t\n"}, ensure_ascii=False))
 
 
-def test_the_list_of_problems_is_bounded(brief_example: dict[str, Any]) -> None:
-    brief_example["many"] = {f"k{i}": {f"j{j}": "\x00" for j in range(90)} for i in range(90)}
+def test_the_list_of_problems_is_bounded(dakar_example: dict[str, Any]) -> None:
+    dakar_example["many"] = {f"k{i}": {f"j{j}": "\x00" for j in range(90)} for i in range(90)}
     with pytest.raises(SubmissionRejected) as caught:
-        validate(brief_example)
+        validate(dakar_example)
     errors = caught.value.errors
     assert len(errors) == 51
     assert errors[-1].as_dict() == {"field": "(more)", "problem": "and 8050 more problems"}

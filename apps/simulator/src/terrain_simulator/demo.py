@@ -105,7 +105,7 @@ async def run_demo(
             connection=connection, market=Market.SN, label="demo phone"
         )
         await ensure_demo_managers(connection, inbox)
-        submission = load("field_submission.brief") | {"submission_id": str(uuid4())}
+        submission = load("field_submission.dakar") | {"submission_id": str(uuid4())}
         typer.echo("field app  -> POST /v1/submissions (the contract's example visit, a fresh id)")
         async with httpx.AsyncClient(timeout=15) as http:
             response = await http.post(

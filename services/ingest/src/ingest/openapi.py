@@ -77,7 +77,7 @@ SINGLE_OPENAPI: dict[str, Any] = {
         "content": {
             "application/json": {
                 "schema": {"$ref": REF.format(model="FieldSubmission")},
-                "example": load("field_submission.brief"),
+                "example": load("field_submission.dakar"),
             }
         },
     },
@@ -131,7 +131,7 @@ BATCH_OPENAPI: dict[str, Any] = {
                 "schema": {"$ref": REF.format(model="SubmissionBatch")},
                 "example": {
                     "submissions": [
-                        load("field_submission.brief"),
+                        load("field_submission.dakar"),
                         load("field_submission.minimal"),
                     ]
                 },
