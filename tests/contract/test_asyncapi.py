@@ -115,9 +115,3 @@ def test_a_dead_letter_as_the_consumers_build_it_matches_the_document() -> None:
     message = _message(DEAD_LETTERS)
     _validate(json.loads(value), message["payload"])
     _validate({k: v.decode() for k, v in carried}, message["headers"])
-
-
-def test_the_replay_header_is_the_documented_one() -> None:
-    from terrain_cli.failed import REPLAY_HEADER
-
-    assert REPLAY_HEADER == headers.REPLAY_OF

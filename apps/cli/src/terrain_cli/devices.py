@@ -10,18 +10,18 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-import asyncpg
 import typer
 
 from ingest.repository import create_device, list_devices, revoke_device
 from terrain_cli.connection import run_with_connection
 from terrain_contracts.markets import Market
+from terrain_runtime.db import Connection
 
 devices_app = typer.Typer(no_args_is_help=True, help="Field devices and their tokens.")
 
 
 async def register_device(
-    *, connection: asyncpg.Connection, market: Market, label: str
+    *, connection: Connection, market: Market, label: str
 ) -> tuple[UUID, str]:
     """Register a field device of ``market``; its id and its token, returned this once
     (only the token's hash is stored)."""

@@ -32,6 +32,8 @@ from terrain_cli.failed_repository import (
     get_failures,
     mark_replayed,
 )
+from terrain_contracts.headers import CONTENT_TYPE, JSON, REPLAY_OF
+from terrain_runtime.db import Connection
 from terrain_runtime.kafka import DurableProducer, make_producer
 from terrain_runtime.settings import TerrainSettings
 from terrain_runtime.telemetry import setup_tracing
@@ -41,7 +43,6 @@ failed_app = typer.Typer(
     no_args_is_help=True, help="Failed submissions: list, show, replay once the cause is fixed."
 )
 
-REPLAY_HEADER = "terrain-replay-of"
 _REPLAY_CHUNK = 500  # rows in memory (payloads included) at once during a bulk replay
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -187,7 +188,7 @@ def list_command(
     """What failed, where and why (newest first), and whether it was replayed."""
     selection = FailureFilter(reason=reason, service=service, since=_since(since))
 
-    async def work(_: TerrainSettings, connection: asyncpg.Connection) -> list[FailedSubmission]:
+    async def work(_: TerrainSettings, connection: Connection) -> list[FailedSubmission]:
         return await find_failures(connection=connection, selection=selection, limit=limit)
 
     failures: list[FailedSubmission] = _run(work)
@@ -208,7 +209,7 @@ def list_command(
 def show_command(failure_id: int) -> None:
     """One failure in full, with its payload (sealed values left out)."""
 
-    async def work(_: TerrainSettings, connection: asyncpg.Connection) -> list[FailedSubmission]:
+    async def work(_: TerrainSettings, connection: Connection) -> list[FailedSubmission]:
         return await get_failures(connection=connection, ids=[failure_id])
 
     found: list[FailedSubmission] = _run(work)
@@ -243,7 +244,7 @@ async def replay_failures(
     failures: Sequence[FailedSubmission],
     *,
     producer: DurableProducer,
-    connection: asyncpg.Connection,
+    connection: Connection,
     tracer: trace.Tracer,
 ) -> tuple[list[tuple[FailedSubmission, Any]], list[tuple[FailedSubmission, BaseException]]]:
     """Publish each failure's original payload to its source topic, wait for the acks, then
@@ -266,9 +267,9 @@ async def replay_failures(
         )
         spans.append(span)
         headers = [
-            ("content-type", b"application/json"),
+            (CONTENT_TYPE, JSON.encode()),
             *((k, v.encode()) for k, v in headers_for(span).items()),
-            (REPLAY_HEADER, str(failure.failure_id).encode()),
+            (REPLAY_OF, str(failure.failure_id).encode()),
         ]
         try:
             pending.append(
@@ -323,7 +324,7 @@ def replay_command(
         replayed=None if include_replayed else False,
     )
 
-    async def work(settings: TerrainSettings, connection: asyncpg.Connection) -> tuple[int, int]:
+    async def work(settings: TerrainSettings, connection: Connection) -> tuple[int, int]:
         if failure_id is not None:
             ids = [failure_id]
         else:

@@ -10,20 +10,20 @@ from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
-import asyncpg
 import typer
 from pydantic import ValidationError
 
 from notify.directory import ManagerSpec, parse_csv
 from notify.managers import add_manager, deactivate_manager, list_managers, store_managers
 from terrain_cli.connection import run_with_connection
+from terrain_runtime.db import Connection
 from terrain_runtime.settings import TerrainSettings
 
 managers_app = typer.Typer(no_args_is_help=True, help="Country managers who receive alerts.")
 
 
 async def ensure_webhook_manager(
-    *, connection: asyncpg.Connection, market: str, name: str, role: str, webhook_url: str
+    *, connection: Connection, market: str, name: str, role: str, webhook_url: str
 ) -> UUID:
     """The active manager of ``market`` whose alerts go to ``webhook_url``, added when
     there is none: setting up twice does not make two managers, nor two alerts per visit."""
@@ -96,7 +96,7 @@ def managers_import(
 def _store_managers(specs: list[ManagerSpec]) -> list[UUID]:
     sealer = TerrainSettings().sealer()
 
-    async def store(connection: asyncpg.Connection) -> list[UUID]:
+    async def store(connection: Connection) -> list[UUID]:
         async with connection.transaction():
             return await store_managers(connection=connection, specs=specs, sealer=sealer)
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from uuid import UUID
 
-import asyncpg
 import typer
 
+from terrain_runtime.db import Connection
 
-async def show(connection: asyncpg.Connection, submission_id: UUID) -> bool:
+
+async def show(connection: Connection, submission_id: UUID) -> bool:
     """Print everything the database knows of one submission; False when it knows nothing."""
     stored = await connection.fetchrow(
         """SELECT received_at, stored_at, agent_market, source_partition, source_offset,

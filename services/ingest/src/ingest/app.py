@@ -48,7 +48,8 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         async def lookup(token: str) -> Device | None:
             try:
                 async with asyncio.timeout(settings.device_lookup_timeout_s):
-                    return await find_active_device(connection=pool, token=token)
+                    async with pool.acquire() as connection:
+                        return await find_active_device(connection=connection, token=token)
             except TRANSIENT_DB_ERRORS as error:
                 raise DirectoryUnavailable(type(error).__name__) from error
 

@@ -12,6 +12,7 @@ import asyncpg
 
 from ingest.logic import Device
 from terrain_contracts.markets import Market
+from terrain_runtime.db import Connection
 
 TOKEN_PREFIX = "trn_"  # noqa: S105 - a prefix that makes leaked tokens greppable
 
@@ -34,7 +35,7 @@ class DeviceRecord:
 
 
 async def create_device(
-    *, connection: asyncpg.Connection | asyncpg.Pool, market: Market, label: str
+    *, connection: Connection, market: Market, label: str
 ) -> tuple[DeviceRecord, str]:
     """A new device and its token; the token is returned once and never stored in clear."""
     token = new_token()
@@ -52,7 +53,7 @@ async def create_device(
 
 
 async def list_devices(
-    *, connection: asyncpg.Connection | asyncpg.Pool, market: Market | None = None
+    *, connection: Connection, market: Market | None = None
 ) -> list[DeviceRecord]:
     rows = await connection.fetch(
         """SELECT device_id, market, label, created_at, revoked_at FROM terrain.devices
@@ -62,7 +63,7 @@ async def list_devices(
     return [_record(row) for row in rows]
 
 
-async def revoke_device(*, connection: asyncpg.Connection | asyncpg.Pool, device_id: UUID) -> bool:
+async def revoke_device(*, connection: Connection, device_id: UUID) -> bool:
     result: str = await connection.execute(
         "UPDATE terrain.devices SET revoked_at = now() WHERE device_id = $1 AND revoked_at IS NULL",
         device_id,
@@ -70,9 +71,7 @@ async def revoke_device(*, connection: asyncpg.Connection | asyncpg.Pool, device
     return result.endswith(" 1")
 
 
-async def find_active_device(
-    *, connection: asyncpg.Connection | asyncpg.Pool, token: str
-) -> Device | None:
+async def find_active_device(*, connection: Connection, token: str) -> Device | None:
     row = await connection.fetchrow(
         """SELECT device_id, market, label FROM terrain.devices
            WHERE token_hash = $1 AND revoked_at IS NULL""",
