@@ -34,7 +34,7 @@ lint: bootstrap  ## ruff (lint + format), mypy --strict, import contracts (the f
 	uv run --frozen ruff format --check .
 	uv run --frozen mypy packages services apps testkit tests bench
 	uv run --frozen lint-imports --cache-dir .local/import-linter
-	uv run --frozen bandit -q -c pyproject.toml -r packages services apps testkit
+	uv run --frozen bandit -q -c pyproject.toml -r packages services apps
 
 audit: bootstrap  ## pip-audit of the locked dependencies (needs PyPI's JSON API or OSV)
 	@mkdir -p .local
