@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import asyncpg
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from terrain_contracts.messages import UnknownSchemaVersion
@@ -51,8 +53,10 @@ from terrain_runtime.dlq import (
 )
 from terrain_runtime.metrics import DEAD_LETTERS, RECORDS_PROCESSED
 from terrain_runtime.settings import ConsumerSettings
+from terrain_runtime.tracing import context_from_headers, failure_attributes, span_in
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("terrain.pipeline")
 
 T = TypeVar("T")
 EnvelopeT = TypeVar("EnvelopeT")
@@ -199,7 +203,16 @@ class DeadLetters:
                 service_version=self.service_version,
                 consumer_group=self.consumer_group,
             )
-            pending.append(await self.producer.send(self.topic, value, key=key, headers=headers))
+            # Kept whatever the sampling ratio: a failure is what an SRE is asked about.
+            with span_in(
+                _tracer,
+                "dead-letter submission",
+                context_from_headers(failure.record.headers),
+                attributes=failure_attributes(failure.reason, failure.submission_id),
+                kind=SpanKind.PRODUCER,
+            ):
+                sent = await self.producer.send(self.topic, value, key=key, headers=headers)
+            pending.append(sent)
         return pending
 
     def account(self, records: Sequence[SourceRecord], failures: Sequence[Failure]) -> None:

@@ -61,7 +61,13 @@ class TerrainSettings(BaseSettings):
         default=None,
         description="Serve Prometheus /metrics on this port (consumers have no HTTP server).",
     )
-    otel_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    otel_sample_ratio: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of ordinary traces exported; urgent, failed and alerted submissions"
+        " are always (terrain_runtime.sampling).",
+    )
     consumer_lag_interval_s: float = Field(
         default=5.0,
         gt=0,

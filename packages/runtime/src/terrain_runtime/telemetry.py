@@ -2,9 +2,11 @@
 
 One tracer provider per process, built from settings: an OTLP/HTTP exporter when an
 endpoint is configured, otherwise spans are still created (so trace ids reach the logs) but
-not exported. Logs are JSON lines on stdout carrying the current trace and span ids, so an
-SRE can go from a log line to the trace. Nothing here logs message payloads: phone numbers
-and verbatims stay out of logs by construction, not by filtering.
+not exported; head sampling at ``otel_sample_ratio`` that keeps every submission an SRE
+may be asked about (``terrain_runtime.sampling``). Logs are JSON lines on stdout carrying
+the current trace and span ids, so an SRE can go from a log line to the trace. Nothing
+here logs message payloads: phone numbers and verbatims stay out of logs by construction,
+not by filtering.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
+from terrain_runtime.sampling import SubmissionSampler
 from terrain_runtime.settings import TerrainSettings
 
 _global_set = False
@@ -34,8 +36,9 @@ def setup_tracing(settings: TerrainSettings, service_name: str) -> TracerProvide
             "deployment.environment": str(settings.environment),
         }
     )
+    # A ratio of ordinary traces, and every urgent, failed or alerted one (sampling.py).
     provider = TracerProvider(
-        resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.otel_sample_ratio))
+        resource=resource, sampler=SubmissionSampler(settings.otel_sample_ratio)
     )
     if settings.otel_exporter_otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

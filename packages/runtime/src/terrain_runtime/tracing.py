@@ -18,6 +18,8 @@ from opentelemetry.propagate import extract, inject
 from opentelemetry.trace import Span, SpanKind
 
 from terrain_contracts.headers import TRACE_CONTEXT, TRACEPARENT
+from terrain_contracts.vocabulary import FailureReason
+from terrain_runtime.sampling import KEEP, Keep
 
 
 def context_from_headers(headers: Iterable[tuple[str, bytes]]) -> otel_context.Context:
@@ -50,10 +52,25 @@ def context_from_carrier(carrier: dict[str, str] | None) -> otel_context.Context
     return extract(carrier or {})
 
 
-def submission_attributes(submission_id: Any, market: str | None) -> dict[str, str]:
+def submission_attributes(
+    submission_id: Any, market: str | None, *, keep: Keep | None = None
+) -> dict[str, str]:
+    """A submission's span attributes; ``keep`` samples the span whatever the ratio
+    (``terrain_runtime.sampling``), so it must be given here, when the span starts."""
     attributes = {"terrain.submission_id": str(submission_id)}
     if market:
         attributes["terrain.market"] = market
+    if keep is not None:
+        attributes[KEEP] = keep.value
+    return attributes
+
+
+def failure_attributes(reason: FailureReason, submission_id: Any) -> dict[str, str]:
+    """The span of a dead-lettered record: always kept, a conflict under its own reason."""
+    keep = Keep.CONFLICT if reason is FailureReason.CONFLICT else Keep.FAILED
+    attributes = {KEEP: keep.value, "terrain.reason": reason.value}
+    if submission_id is not None:
+        attributes["terrain.submission_id"] = str(submission_id)
     return attributes
 
 

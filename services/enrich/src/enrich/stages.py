@@ -39,6 +39,7 @@ from terrain_runtime.pipeline import (
     consumer_pipeline,
     with_db_retry,
 )
+from terrain_runtime.sampling import Keep
 from terrain_runtime.tracing import context_from_headers, headers_for, submission_attributes
 
 log = logging.getLogger(__name__)
@@ -165,8 +166,17 @@ def _submission_spans(row: SubmissionRow, duplicate: bool, times: StoreTimes) ->
     """The submission's own spans in its own trace: 'enrich submission' (open until its
     enriched record is acknowledged) and, under it, its share of the batch's transaction."""
     parent = context_from_headers(row.record.headers)
+    # Kept whatever the sampling ratio when an alert may follow (terrain_runtime.sampling):
+    # the agent's flag (a replayed record too), or a signal read here.
+    keep = (
+        Keep.URGENT
+        if row.received.submission.feedback.urgent
+        else Keep.SIGNALS
+        if row.enrichment.signals
+        else None
+    )
     attributes = submission_attributes(
-        row.submission_id, row.received.submission.agent.market.value
+        row.submission_id, row.received.submission.agent.market.value, keep=keep
     )
     span = _tracer.start_span(
         "enrich submission", context=parent, start_time=times.processed_ns, attributes=attributes

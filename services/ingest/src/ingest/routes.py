@@ -40,7 +40,8 @@ from terrain_runtime.metrics import (
     SUBMISSIONS_RECEIVED,
 )
 from terrain_runtime.privacy import Pseudonymiser, RedactionBudget, Sealer
-from terrain_runtime.tracing import headers_for
+from terrain_runtime.sampling import Keep
+from terrain_runtime.tracing import headers_for, submission_attributes
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -106,10 +107,12 @@ def _submission_span(envelope: SubmissionReceivedV1, *, own_trace: bool) -> trac
     a trace of its own, linked to the batch request, so an SRE following submission X sees
     X alone from ingest to the manager's alert.
     """
-    attributes = {
-        "terrain.submission_id": str(envelope.submission_id),
-        "terrain.market": envelope.submission.agent.market.value,
-    }
+    # An urgent visit's trace is kept whatever the sampling ratio (terrain_runtime.sampling).
+    attributes = submission_attributes(
+        envelope.submission_id,
+        envelope.submission.agent.market.value,
+        keep=Keep.URGENT if envelope.submission.feedback.urgent else None,
+    )
     if not own_trace:
         return _tracer.start_span("accept submission", attributes=attributes)
     request = trace.get_current_span().get_span_context()

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from notify.facts import AlertFacts
 from notify.rules import Rule, RuleSet
-from terrain_contracts.messages import SubmissionStoredV1
 from terrain_contracts.vocabulary import Severity
 
 
@@ -23,7 +23,7 @@ class Decision:
     ruleset_version: str = ""
 
 
-def _matches(rule: Rule, stored: SubmissionStoredV1) -> tuple[str, ...] | None:
+def _matches(rule: Rule, stored: AlertFacts) -> tuple[str, ...] | None:
     submission = stored.submission
     feedback = submission.feedback
     fired: tuple[str, ...] = ()
@@ -45,11 +45,12 @@ def _matches(rule: Rule, stored: SubmissionStoredV1) -> tuple[str, ...] | None:
     return fired
 
 
-def decide(stored: SubmissionStoredV1, ruleset: RuleSet) -> Decision | None:
+def decide(stored: AlertFacts, ruleset: RuleSet) -> Decision | None:
     """The most severe rule of the submission's market that fires, or None.
 
     One alert per submission and manager: a P1 complaint that also matches P2 rules is
-    one P1 alert, not three messages.
+    one P1 alert, not three messages. ``stored`` is the slim facts notify reads of every
+    record (``notify.facts``) or the whole envelope: the rules read the same paths.
     """
     for rule in ruleset.for_market(stored.market.value):
         fired = _matches(rule, stored)

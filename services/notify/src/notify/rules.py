@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -81,6 +82,7 @@ class RuleSet(BaseModel):
     version: str = Field(min_length=1, max_length=64)
     rules: tuple[Rule, ...] = Field(min_length=1)
     markets: dict[Market, MarketOverride] = Field(default_factory=dict)
+    _by_market: dict[str, tuple[Rule, ...]] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _ids_unique_and_overrides_consistent(self) -> RuleSet:
@@ -94,7 +96,15 @@ class RuleSet(BaseModel):
         return self
 
     def for_market(self, market: str) -> tuple[Rule, ...]:
-        """The market's rules in order of severity (P1 first), then document order."""
+        """The market's rules in order of severity (P1 first), then document order.
+
+        Asked once per enriched record: worked out once per market (the set is frozen)."""
+        rules = self._by_market.get(market)
+        if rules is None:
+            rules = self._by_market[market] = self._rules_of(market)
+        return rules
+
+    def _rules_of(self, market: str) -> tuple[Rule, ...]:
         override = self.markets.get(Market(market)) if market in Market.__members__ else None
         if override is None:
             rules = list(self.rules)

@@ -41,6 +41,7 @@ from notify.settings import NotifySettings
 from terrain_contracts.vocabulary import DeliveryOutcome, Severity
 from terrain_runtime.db import TRANSIENT_DB_ERRORS
 from terrain_runtime.privacy import Sealer, SealingError
+from terrain_runtime.sampling import Keep
 from terrain_runtime.tracing import context_from_carrier, span_in, submission_attributes
 
 log = logging.getLogger(__name__)
@@ -252,7 +253,8 @@ class OutboxSender:
             "deliver alert",
             context_from_carrier(alert.trace_context),
             attributes={
-                **submission_attributes(alert.submission_id, alert.market),
+                # Every delivery is kept whatever the sampling ratio.
+                **submission_attributes(alert.submission_id, alert.market, keep=Keep.ALERT),
                 "terrain.alert_id": str(alert.alert_id),
                 "terrain.severity": alert.severity,
                 "terrain.attempt": str(alert.attempt),

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import asyncpg
 from opentelemetry import trace
 
 from notify import __version__
 from notify.deciding import decide
+from notify.facts import AlertFacts, read_alert_facts
 from notify.outbox import AlertToRecord
 from notify.routing import route_alerts
 from notify.rules import RuleSet
@@ -40,6 +42,7 @@ from terrain_runtime.pipeline import (
     consumer_pipeline,
     decode_envelope,
 )
+from terrain_runtime.sampling import Keep
 from terrain_runtime.tracing import (
     context_from_headers,
     headers_for,
@@ -51,12 +54,16 @@ log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("terrain.notify")
 
 SERVICE = "notify"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
 class Received:
+    """An enriched record and what the rules read of it: the slim facts, or the whole
+    envelope when only the whole decoder could read it."""
+
     record: SourceRecord
-    stored: SubmissionStoredV1
+    facts: AlertFacts
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,61 +75,90 @@ class PendingAlert:
 
 
 def decode(record: SourceRecord) -> Received | Failure:
-    """An enriched record as notify reads it. Enrich only publishes what it validated: a
-    record that does not fit the model is a bug or a foreign producer, so UNDECODABLE
-    rather than INVALID (no field app's mistake). It goes to the dead letters with its
-    position, and the stream goes on."""
+    """An enriched record as notify reads it: first only what the rules need (the whole
+    envelope is decoded in ``decide_alerts``, for a record that raises an alert). A record
+    those facts do not fit goes through the whole decoder, which says why with the same
+    reason and detail as ever. Enrich only publishes what it validated: a record that does
+    not fit the model is a bug or a foreign producer, so UNDECODABLE rather than INVALID
+    (no field app's mistake). It goes to the dead letters with its position, and the
+    stream goes on."""
+    try:
+        return Received(record, read_alert_facts(record.value))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return _decode_whole(record, Received)
+
+
+def _decode_whole(
+    record: SourceRecord, wrap: Callable[[SourceRecord, SubmissionStoredV1], T]
+) -> T | Failure:
     return decode_envelope(
         record,
         decode_stored_submission,
-        Received,
+        wrap,
         FailureReason.UNDECODABLE,
         invalid_detail_max=2000,
     )
+
+
+def _envelope(_: SourceRecord, stored: SubmissionStoredV1) -> SubmissionStoredV1:
+    return stored
 
 
 def decide_alerts(
     received: Sequence[Received], ruleset: RuleSet
 ) -> tuple[list[PendingAlert], list[Failure]]:
     """The alert of each submission whose rules fire; a submission the rules raise on is a
-    failure of its own (decision_error), not a reason to stop alerting the others."""
+    failure of its own (decision_error), not a reason to stop alerting the others. Only a
+    submission that raises an alert is decoded whole (its alert carries the visit), and
+    its span is kept whatever the sampling ratio."""
     alerts: list[PendingAlert] = []
     failures: list[Failure] = []
+    calm = 0
     for item in received:
-        stored = item.stored
-        with span_in(
-            _tracer,
-            "decide alerts",
-            context_from_headers(item.record.headers),
-            attributes=submission_attributes(stored.submission_id, stored.market.value),
-        ) as span:
+        facts = item.facts
+        parent = context_from_headers(item.record.headers)
+        try:
+            decision = decide(facts, ruleset)
+        except Exception as error:
+            attributes = submission_attributes(facts.submission_id, facts.market.value)
+            with span_in(_tracer, "decide alerts", parent, attributes=attributes):
+                log.exception("rules raised on %s", facts.submission_id)
+            failures.append(_decision_error(item, error))
+            continue
+        if decision is None:
+            calm += 1
+            # Nothing runs in it and nothing follows from it: started and ended at once.
+            _tracer.start_span(
+                "decide alerts",
+                context=parent,
+                attributes={
+                    **submission_attributes(facts.submission_id, facts.market.value),
+                    "terrain.rule": "none",
+                },
+            ).end()
+            continue
+        stored = (
+            facts
+            if isinstance(facts, SubmissionStoredV1)
+            else _decode_whole(item.record, _envelope)
+        )
+        if isinstance(stored, Failure):
+            failures.append(stored)
+            continue
+        attributes = submission_attributes(
+            stored.submission_id, stored.market.value, keep=Keep.ALERT
+        )
+        with span_in(_tracer, "decide alerts", parent, attributes=attributes) as span:
+            span.set_attribute("terrain.rule", decision.rule_id)
             try:
-                decision = decide(stored, ruleset)
-                payload = (
-                    alert_payload(
-                        stored, decision.rule_id, decision.severity, list(decision.signals)
-                    )
-                    if decision
-                    else None
+                payload = alert_payload(
+                    stored, decision.rule_id, decision.severity, list(decision.signals)
                 )
             except Exception as error:
                 log.exception("rules raised on %s", stored.submission_id)
-                failures.append(
-                    Failure(
-                        item.record,
-                        FailureReason.DECISION_ERROR,
-                        f"{type(error).__name__}: {error}"[:500],
-                        submission_id=stored.submission_id,
-                    )
-                )
+                failures.append(_decision_error(item, error))
                 continue
-            span.set_attribute("terrain.rule", decision.rule_id if decision else "none")
             carrier = headers_for(span)
-        RECORDS_PROCESSED.labels(
-            SERVICE, SUBMISSIONS_ENRICHED.id, "alerted" if decision else "no_alert"
-        ).inc()
-        if decision is None or payload is None:
-            continue
         alerts.append(
             PendingAlert(
                 item.record,
@@ -139,7 +175,21 @@ def decide_alerts(
                 ),
             )
         )
+    # Counted once a batch rather than once a record (a label lookup each).
+    if calm:
+        RECORDS_PROCESSED.labels(SERVICE, SUBMISSIONS_ENRICHED.id, "no_alert").inc(calm)
+    if alerts:
+        RECORDS_PROCESSED.labels(SERVICE, SUBMISSIONS_ENRICHED.id, "alerted").inc(len(alerts))
     return alerts, failures
+
+
+def _decision_error(item: Received, error: Exception) -> Failure:
+    return Failure(
+        item.record,
+        FailureReason.DECISION_ERROR,
+        f"{type(error).__name__}: {error}"[:500],
+        submission_id=item.facts.submission_id,
+    )
 
 
 async def write_outbox(
