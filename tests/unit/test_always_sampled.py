@@ -117,4 +117,5 @@ def test_notify_keeps_every_alert_it_decides(
     assert (len(alerts), failures) == (int(urgent), [])
     assert kept(exported) == expected
     if urgent:  # the delivery continues a sampled trace (and keeps its own span anyway)
-        assert alerts[0].alert.trace_context["traceparent"].endswith("-01")
+        carried = alerts[0].alert.trace_context or {}
+        assert carried["traceparent"].endswith("-01")
