@@ -64,3 +64,12 @@ def test_floor_bench_smoke_prints_its_ceilings() -> None:
     output = _smoke("floor", 100)
     _has(output, "| aiokafka: produce", "| Kafka broker: take", "| PostgreSQL: COPY a row")
     _has(output, "| ingest, batch endpoint", "| enrich + store", "| end to end")
+
+
+def test_sampling_bench_smoke_prints_its_table() -> None:
+    output = _smoke("sampling", 100)
+    _has(output, "| ratio", "| 1.0", "| 0.01", "| off")
+
+
+def test_notify_decide_bench_smoke_prints_its_figure() -> None:
+    _has(_smoke("notify_decide", 60), "notify decode + decide:")
