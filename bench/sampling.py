@@ -42,7 +42,7 @@ BATCH = 500
 def measure(ratio: str, count: int) -> dict[str, float]:
     """The figures of one ratio, in this process."""
     off = ratio == "off"
-    provider, exporter = (None, None) if off else traced("bench", float(ratio), 8 * count)
+    provider, exporter = (None, None) if off else traced("bench", float(ratio), 2048)
     envelopes = []
     for n, document in enumerate(islice(field_documents(5), min(count, TEMPLATES))):
         document["feedback"]["urgent"] = n % URGENT_EVERY == 0
