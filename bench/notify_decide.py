@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args(argv)
     count = 1_000 if args.smoke else args.count
-    provider, exporter = traced("notify", args.ratio, queue=4 * count)
+    provider, exporter = traced("notify", args.ratio, queue=2048)
     records = enriched_records(count, args.ratio)
     ruleset = load_ruleset()
     alerted = 0
