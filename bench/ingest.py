@@ -31,12 +31,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing import get_context
 
-import asyncpg
-
 from bench.kit import results
 from bench.kit.kafka_perf import PerfResult, perf_topic, producer_performance
 from bench.kit.load import Job, Outcome, Request, ready, run_job, spread
-from bench.kit.stack import ProcessWatch, admin_database_url, fresh_topics, start_ingest
+from bench.kit.stack import (
+    ProcessWatch,
+    admin_database_url,
+    devices,
+    fresh_topics,
+    start_ingest,
+)
 from bench.kit.submissions import (
     TEMPLATES,
     batch_requests,
@@ -48,9 +52,9 @@ from terrain_testkit.database import throwaway_database
 from terrain_testkit.processes import free_port
 
 # What ingest must sustain on 2 cores with Kafka on the same machine.
-TARGET_BATCH_PER_S = 20_000
-TARGET_SINGLE_PER_S = 2_000
-TARGET_P99_MS = 50.0
+TARGET_BATCH_PER_S = 25_000
+TARGET_SINGLE_PER_S = 5_000
+TARGET_P99_MS = 20.0
 LATENCY_RATE = 1_000
 SEED = 3  # same submissions every run: runs compare
 LIBRARIES = ("fastapi", "uvicorn", "uvloop", "faststream", "aiokafka", "pydantic")
@@ -160,26 +164,8 @@ class Run:
     started_at: datetime
 
 
-async def _devices(url: str) -> dict[str, str]:
-    """A device per market: its bearer token, by market."""
-    from ingest.repository import create_device
-    from terrain_contracts.markets import Market
-
-    connection = await asyncpg.connect(url)
-    try:
-        tokens = {}
-        for market in Market:
-            _, token = await create_device(
-                connection=connection, market=market, label=f"bench {market.value}"
-            )
-            tokens[market.value] = token
-    finally:
-        await connection.close()
-    return tokens
-
-
 def _measure(
-    sizes: Sizes, url: str, namespace: str, topic: str, tokens: dict[str, str],
+    sizes: Sizes, url: str, namespace: str, topic: str, tokens: dict[str, list[str]],
     ingest_command: list[str], ingest_workers: int,
 ) -> Run:  # fmt: skip
     started_at = datetime.now(UTC)
@@ -265,7 +251,7 @@ async def run(sizes: Sizes, ingest_command: list[str], ingest_workers: int) -> R
         fresh_topics(namespace),
         perf_topic(namespace) as topic,
     ):
-        tokens = await _devices(url)
+        tokens = await devices(url)
         return await asyncio.to_thread(
             _measure, sizes, url, namespace, topic, tokens, ingest_command, ingest_workers
         )

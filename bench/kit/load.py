@@ -90,15 +90,18 @@ def spread(requests: list[Request], workers: int) -> list[list[Request]]:
 
 
 class _Requests:
-    """Request bytes with fresh submission ids: one counter value per request."""
+    """Request bytes with fresh submission ids: one stamp per pass over the job's requests,
+    so every pass sends new visits, and a visit's resends within a pass (the same id in
+    two requests) stay resends."""
 
     def __init__(self, job: Job) -> None:
         self._job = job
         self._next = 0
 
     def next(self) -> bytes:
-        head, body = self._job.requests[self._next % len(self._job.requests)]
-        stamp = f"{self._job.worker:02x}{self._next:06x}".encode()
+        passes, index = divmod(self._next, len(self._job.requests))
+        head, body = self._job.requests[index]
+        stamp = f"{self._job.worker:02x}{passes:06x}".encode()
         self._next += 1
         return head + body.replace(ID_SLOT, stamp)
 
