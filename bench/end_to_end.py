@@ -32,40 +32,31 @@ import asyncio
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from multiprocessing import get_context
 from uuid import uuid4
 
 import asyncpg
-import httpx
-from aiokafka import AIOKafkaProducer
 
 from bench import floor as floor_bench
 from bench.kit import results
 from bench.kit.copy_limit import copy_limit
 from bench.kit.load import Job, Outcome, Request, ready, run_job
+from bench.kit.pipeline import WARM_UP, start_pipeline
 from bench.kit.procstat import cpu_s
 from bench.kit.stack import (
-    UNTHROTTLED,
     Backends,
     Service,
     broker_pid,
     devices,
     fresh_topics,
-    start_service,
 )
 from bench.kit.submissions import batch_requests, raw_records, realistic_requests
-from terrain_contracts.topics import SUBMISSIONS_RAW
-from terrain_simulator.generator import DayOptions, field_day
+from terrain_simulator.generator import DayOptions
 from terrain_testkit.database import throwaway_database
-from terrain_testkit.factories import country_managers, raw_record
-from terrain_testkit.processes import free_port, service_env
+from terrain_testkit.factories import country_managers
 from terrain_testkit.sinks import WebhookSink
-from terrain_testkit.topics import KAFKA
 
-SERVICES = ("ingest", "enrich", "notify")
 SEED = 2026
-WARM_UP = "warm-up"  # the campaign of the record that times enrich's and notify's start
 TARGET_READY_S = 2.0
 TARGET_RSS_MB = 150
 TARGET_ALERT_P99_MS = 500
@@ -133,66 +124,6 @@ class Run:
     server: str = ""
 
 
-def _warm_up_record() -> tuple[bytes, bytes]:
-    """An urgent visit as ingest publishes it: stored by enrich, alerted by notify."""
-    options = DayOptions(visits=500, seed=1, campaign_id=WARM_UP, invalid_share=0.0,
-                         resend_share=0.0)  # fmt: skip
-    for visit in field_day(options, now=datetime.now(UTC)):
-        if visit.urgent:
-            return raw_record(visit.document)
-    raise AssertionError("a field day of 500 visits has urgent ones")
-
-
-async def _start(run: Run, url: str, namespace: str) -> str:
-    """The three services, spawned together, each timed to ready; ingest's URL."""
-    port = free_port()
-    env = service_env(
-        url, namespace, TERRAIN_INGEST_PORT=str(port),
-        TERRAIN_INGEST_WORKERS=str(run.ingest_workers), TERRAIN_NOTIFY_PORT=str(free_port()),
-        TERRAIN_LOG_LEVEL="WARNING", **UNTHROTTLED,
-    )  # fmt: skip
-    spawned = time.time()
-    run.services = [await start_service(name, env) for name in SERVICES]
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", enable_idempotence=True)
-    await producer.start()
-    try:  # on the raw topic at once: enrich reads it from the start when its group joins
-        key, value = _warm_up_record()
-        await producer.send_and_wait(SUBMISSIONS_RAW.name(namespace), value, key=key)
-    finally:
-        await producer.stop()
-    ingest_url = f"http://127.0.0.1:{port}"
-    ingest, enrich, notify = run.services
-    async with httpx.AsyncClient() as client:
-        while True:
-            try:
-                if (await client.get(f"{ingest_url}/readyz", timeout=2)).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() - spawned > 60:
-                raise RuntimeError("ingest not ready in 60 s")
-            await asyncio.sleep(0.05)
-    ingest.ready_s = time.time() - spawned
-    connection = await asyncpg.connect(url)
-    try:
-        for _ in range(1200):
-            row = await connection.fetchrow(
-                "SELECT extract(epoch FROM s.stored_at) AS stored,"
-                " extract(epoch FROM min(a.created_at)) AS alerted"
-                " FROM terrain.submissions s LEFT JOIN terrain.alerts a USING (submission_id)"
-                " WHERE s.campaign_id = $1 GROUP BY s.stored_at",
-                WARM_UP,
-            )
-            if row is not None and row["alerted"] is not None:
-                enrich.ready_s = float(row["stored"]) - spawned
-                notify.ready_s = float(row["alerted"]) - spawned
-                return ingest_url
-            await asyncio.sleep(0.05)
-    finally:
-        await connection.close()
-    raise RuntimeError("the warm-up visit was not stored and alerted in 60 s")
-
-
 def _send(run: Run, port: int, requests: list[Request]) -> None:
     """The load: ``run.senders`` processes, closed loop, for the mix's duration. Each gets
     a contiguous share of the requests, so a visit's resends stay in one process."""
@@ -223,19 +154,19 @@ async def _stored(connection: asyncpg.Connection, until: float | None = None) ->
 
 async def _load_and_drain(run: Run, url: str, ingest_url: str, requests: list[Request]) -> None:
     broker = broker_pid()
-    backends = Backends(url)
-    for service in run.services:
-        service.load_begins()
-    kafka_before = cpu_s(broker)
-    await backends.begin()
-    started = time.time()
-    port = int(ingest_url.rsplit(":", 1)[1])
-    await asyncio.to_thread(_send, run, port, requests)
-    ended = time.time()
-    run.load_s = ended - started
-    run.load_end = results.load_average()
     connection = await asyncpg.connect(url)
     try:
+        backends = Backends(url, {int(await connection.fetchval("SELECT pg_backend_pid()"))})
+        for service in run.services:
+            service.load_begins()
+        kafka_before = cpu_s(broker)
+        await backends.begin()
+        started = time.time()
+        port = int(ingest_url.rsplit(":", 1)[1])
+        await asyncio.to_thread(_send, run, port, requests)
+        ended = time.time()
+        run.load_s = ended - started
+        run.load_end = results.load_average()
         run.stored_in_load = await _stored(connection, ended)
         # Drained once the count has not moved for 3 s (or the drain's time is up).
         last, still = -1, time.monotonic()
@@ -286,7 +217,9 @@ async def measure(mix: Mix, sizes: Sizes, senders: int, ingest_workers: int) -> 
         try:
             with WebhookSink() as sink:
                 async with country_managers(url, sink):
-                    ingest_url = await _start(run, url, namespace)
+                    ingest_url = await start_pipeline(
+                        url, namespace, run.services, run.ingest_workers
+                    )
                     run.load_start = results.load_average()
                     await _load_and_drain(run, url, ingest_url, requests)
         finally:
@@ -391,7 +324,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     sizes = SMOKE if args.smoke else FULL
     if args.duration:
-        sizes = replace(sizes, duration_s=args.duration)
+        # A shorter load leaves a shorter backlog: the drain's limit follows it.
+        drain_s = min(sizes.drain_s, max(args.duration, 30.0))
+        sizes = replace(sizes, duration_s=args.duration, drain_s=drain_s)
     run = asyncio.run(measure(MIXES[args.mix], sizes, args.senders, args.ingest_workers))
     floor = None if args.no_floor else floor_bench.measure(sizes.floor_visits)
     report = table(run, floor, args.note)

@@ -27,7 +27,7 @@ import os
 import sys
 import uuid
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from multiprocessing import get_context
 
@@ -359,8 +359,13 @@ def main(argv: list[str] | None = None) -> None:
         default=os.cpu_count() or 1,
         help="ingest server processes (TERRAIN_INGEST_WORKERS); default: one per core",
     )
+    parser.add_argument(
+        "--duration", type=float, help="seconds of each throughput and latency scenario (20)"
+    )
     args = parser.parse_args(argv)
     sizes = SMOKE if args.smoke else FULL
+    if args.duration:
+        sizes = replace(sizes, duration_s=args.duration, latency_s=args.duration)
     result = asyncio.run(run(sizes, args.ingest.split(), args.workers))
     text = table(result)
     print(text)

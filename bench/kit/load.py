@@ -40,7 +40,7 @@ class Job:
     duration_s: float
     connections: int = 1
     rate: float = 0.0
-    count_batch: bool = False  # count accepted submissions from a batch answer
+    count_batch: bool = False  # count accepted submissions from batch answers
 
 
 @dataclass
@@ -71,11 +71,9 @@ class Outcome:
     def answered(self, job: Job, status: int, body: bytes) -> None:
         if 200 <= status < 300:
             self.requests_2xx += 1
-            if job.count_batch:
-                found = ACCEPTED.search(body)
-                self.submissions += int(found.group(1)) if found else 0
-            else:
-                self.submissions += 1
+            # A batch answer says how many it accepted; any other 2xx is one submission.
+            found = ACCEPTED.search(body) if job.count_batch else None
+            self.submissions += int(found.group(1)) if found else 1
         else:
             self.non_2xx[status] = self.non_2xx.get(status, 0) + 1
 

@@ -138,8 +138,10 @@ class Backends:
     /proc: the backends alive at ``begin`` and those that connected since; one that exited
     in between is not counted, nor are the shared writer and checkpointer processes."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, exclude: set[int]) -> None:
+        """``exclude``: backends of the benchmark's own connections."""
         self._url = url
+        self._exclude = exclude
         self._before: dict[int, float] = {}
         self.cpu_s = 0.0
 
@@ -152,7 +154,7 @@ class Backends:
             )
         finally:
             await connection.close()
-        return [int(row["pid"]) for row in rows]
+        return [int(row["pid"]) for row in rows if int(row["pid"]) not in self._exclude]
 
     async def begin(self) -> None:
         self._before = {pid: _cpu_or_zero(pid) for pid in await self._pids()}
