@@ -107,6 +107,7 @@ class Run:
     sizes: Sizes
     senders: int
     ingest_workers: int
+    rate: float = 0.0  # visits/s, open loop; 0: closed loop, as fast as the stack answers
     load: Outcome = field(default_factory=Outcome)
     services: list[Service] = field(default_factory=list)
     cpu_s: dict[str, float] = field(default_factory=dict)  # Kafka, PostgreSQL, generator
@@ -125,12 +126,23 @@ class Run:
 
 
 def _send(run: Run, port: int, requests: list[Request]) -> None:
-    """The load: ``run.senders`` processes, closed loop, for the mix's duration. Each gets
-    a contiguous share of the requests, so a visit's resends stay in one process."""
+    """The load: ``run.senders`` processes for the mix's duration, closed loop or open loop
+    at ``run.rate`` visits/s. Each gets a contiguous share of the requests, so a visit's
+    resends stay in one process."""
     share = -(-len(requests) // run.senders)
     parts = [requests[i * share : (i + 1) * share] for i in range(run.senders)]
+    # Open loop paces requests: visits/s into requests/s by the pass's visits per request.
+    visits = sum(body.count(b'"submission_id"') for _, body in requests)
     jobs = [
-        Job(port, worker, part, run.sizes.duration_s, run.mix.connections, count_batch=True)
+        Job(
+            port,
+            worker,
+            part,
+            run.sizes.duration_s,
+            run.mix.connections,
+            rate=run.rate * len(part) / visits,
+            count_batch=True,
+        )
         for worker, part in enumerate(parts)
         if part
     ]
@@ -203,8 +215,10 @@ async def _load_and_drain(run: Run, url: str, ingest_url: str, requests: list[Re
         await connection.close()
 
 
-async def measure(mix: Mix, sizes: Sizes, senders: int, ingest_workers: int) -> Run:
-    run = Run(mix, sizes, senders, ingest_workers)
+async def measure(
+    mix: Mix, sizes: Sizes, senders: int, ingest_workers: int, rate: float = 0.0
+) -> Run:
+    run = Run(mix, sizes, senders, ingest_workers, rate)
     namespace = f"e2e{uuid4().hex[:8]}."
     async with throwaway_database("terrain_bench") as url, fresh_topics(namespace):
         connection = await asyncpg.connect(url)
@@ -247,8 +261,13 @@ def table(run: Run, floor: floor_bench.Floor | None, note: str) -> str:
         f"{run.server} on the same machine, shared; {results.versions(LIBRARIES)}",
         f"- load average (1/5/15 min) at the start {run.load_start}, at the end of the load "
         f"{run.load_end}" + (f"; note: {note}" if note else ""),
-        f"- {run.senders} load-generator process(es) × {mix.connections} connections, "
-        f"closed loop, {run.load_s:.0f} s; ingest: {run.ingest_workers} server process(es)",
+        f"- {run.senders} load-generator process(es), "
+        + (
+            f"open loop at {run.rate:,.0f} visits/s"
+            if run.rate
+            else f"{mix.connections} connections each, closed loop"
+        )
+        + f", {run.load_s:.0f} s; ingest: {run.ingest_workers} server process(es)",
         "",
         "| measure | Terrain | raw limit (same run) | ratio | target | met? |",
         "|---|---:|---:|---:|---:|---|",
@@ -320,6 +339,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--note", default="", help="a remark recorded with the run")
     parser.add_argument("--senders", type=int, default=2, help="load generator processes")
     parser.add_argument("--ingest-workers", type=int, default=1, help="ingest server processes")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="visits/s, open loop (default: closed loop)"
+    )
     parser.add_argument("--no-floor", action="store_true", help="skip the floor after the run")
     args = parser.parse_args(argv)
     sizes = SMOKE if args.smoke else FULL
@@ -327,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
         # A shorter load leaves a shorter backlog: the drain's limit follows it.
         drain_s = min(sizes.drain_s, max(args.duration, 30.0))
         sizes = replace(sizes, duration_s=args.duration, drain_s=drain_s)
-    run = asyncio.run(measure(MIXES[args.mix], sizes, args.senders, args.ingest_workers))
+    run = asyncio.run(measure(MIXES[args.mix], sizes, args.senders, args.ingest_workers, args.rate))
     floor = None if args.no_floor else floor_bench.measure(sizes.floor_visits)
     report = table(run, floor, args.note)
     print(report)
