@@ -51,6 +51,8 @@ from bench.kit.stack import (
     fresh_topics,
 )
 from bench.kit.submissions import batch_requests, raw_records, realistic_requests
+from bench.kit.wrk import available as wrk_available
+from bench.kit.wrk import run_wrk
 from terrain_simulator.generator import DayOptions
 from terrain_testkit.database import throwaway_database
 from terrain_testkit.factories import country_managers
@@ -108,6 +110,7 @@ class Run:
     senders: int
     ingest_workers: int
     rate: float = 0.0  # visits/s, open loop; 0: closed loop, as fast as the stack answers
+    client: str = "python"  # the load generator: bench.kit.load, or wrk (bench.kit.wrk)
     load: Outcome = field(default_factory=Outcome)
     services: list[Service] = field(default_factory=list)
     cpu_s: dict[str, float] = field(default_factory=dict)  # Kafka, PostgreSQL, generator
@@ -128,7 +131,12 @@ class Run:
 def _send(run: Run, port: int, requests: list[Request]) -> None:
     """The load: ``run.senders`` processes for the mix's duration, closed loop or open loop
     at ``run.rate`` visits/s. Each gets a contiguous share of the requests, so a visit's
-    resends stay in one process."""
+    resends stay in one process. With wrk, one process of ``run.senders`` threads, each
+    cycling all the requests with ids of its own."""
+    if run.client == "wrk":
+        connections = run.senders * run.mix.connections
+        run.load = run_wrk(port, requests, run.sizes.duration_s, run.senders, connections)
+        return
     share = -(-len(requests) // run.senders)
     parts = [requests[i * share : (i + 1) * share] for i in range(run.senders)]
     # Open loop paces requests: visits/s into requests/s by the pass's visits per request.
@@ -216,9 +224,9 @@ async def _load_and_drain(run: Run, url: str, ingest_url: str, requests: list[Re
 
 
 async def measure(
-    mix: Mix, sizes: Sizes, senders: int, ingest_workers: int, rate: float = 0.0
+    mix: Mix, sizes: Sizes, senders: int, ingest_workers: int, rate: float, client: str
 ) -> Run:
-    run = Run(mix, sizes, senders, ingest_workers, rate)
+    run = Run(mix, sizes, senders, ingest_workers, rate, client)
     namespace = f"e2e{uuid4().hex[:8]}."
     async with throwaway_database("terrain_bench") as url, fresh_topics(namespace):
         connection = await asyncpg.connect(url)
@@ -261,7 +269,9 @@ def table(run: Run, floor: floor_bench.Floor | None, note: str) -> str:
         f"{run.server} on the same machine, shared; {results.versions(LIBRARIES)}",
         f"- load average (1/5/15 min) at the start {run.load_start}, at the end of the load "
         f"{run.load_end}" + (f"; note: {note}" if note else ""),
-        f"- {run.senders} load-generator process(es), "
+        f"- load generator {run.client}, "
+        + ("1 process, " if run.client == "wrk" else "")
+        + f"{run.senders} {'threads' if run.client == 'wrk' else 'processes'}, "
         + (
             f"open loop at {run.rate:,.0f} visits/s"
             if run.rate
@@ -337,19 +347,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--smoke", action="store_true", help="seconds: checks that it runs")
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
     parser.add_argument("--note", default="", help="a remark recorded with the run")
-    parser.add_argument("--senders", type=int, default=2, help="load generator processes")
+    parser.add_argument(
+        "--senders", type=int, default=2, help="load generator processes (wrk: threads)"
+    )
     parser.add_argument("--ingest-workers", type=int, default=1, help="ingest server processes")
     parser.add_argument(
         "--rate", type=float, default=0.0, help="visits/s, open loop (default: closed loop)"
     )
+    parser.add_argument(
+        "--client", choices=("python", "wrk"), default="python",
+        help="load generator: bench.kit.load, or wrk (apt-get install wrk; closed loop only)",
+    )  # fmt: skip
     parser.add_argument("--no-floor", action="store_true", help="skip the floor after the run")
     args = parser.parse_args(argv)
+    if args.client == "wrk" and (args.rate or not wrk_available()):
+        parser.error("--client wrk needs wrk installed (apt-get install wrk) and no --rate")
     sizes = SMOKE if args.smoke else FULL
     if args.duration:
         # A shorter load leaves a shorter backlog: the drain's limit follows it.
         drain_s = min(sizes.drain_s, max(args.duration, 30.0))
         sizes = replace(sizes, duration_s=args.duration, drain_s=drain_s)
-    run = asyncio.run(measure(MIXES[args.mix], sizes, args.senders, args.ingest_workers, args.rate))
+    run = asyncio.run(
+        measure(MIXES[args.mix], sizes, args.senders, args.ingest_workers, args.rate, args.client)
+    )
     floor = None if args.no_floor else floor_bench.measure(sizes.floor_visits)
     report = table(run, floor, args.note)
     print(report)
