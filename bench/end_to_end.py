@@ -73,11 +73,12 @@ class Mix:
     name: str
     target_per_s: int
     connections: int  # per load-generator process
+    sustain_s: float = 0.0  # for how long the target must hold
     copy_ratio: float = 0.0  # of the COPY rate of the same rows, 0: no such target
 
 
 MIXES = {
-    "batch": Mix("batch", 10_000, connections=3, copy_ratio=0.45),
+    "batch": Mix("batch", 10_000, connections=3, sustain_s=300, copy_ratio=0.45),
     "realistic": Mix("realistic", 3_000, connections=16),
 }
 
@@ -260,7 +261,10 @@ def _met(ok: bool) -> str:
 def table(run: Run, floor: floor_bench.Floor | None, note: str) -> str:
     mix, load = run.mix, run.load
     per_s = run.stored_in_load / run.load_s if run.load_s else 0.0
-    sustained = run.load_s >= 300 and per_s >= mix.target_per_s
+    sustained = run.load_s >= mix.sustain_s and per_s >= mix.target_per_s
+    target = f"≥ {mix.target_per_s:,}" + (
+        f" for {mix.sustain_s / 60:.0f} min" if mix.sustain_s else ""
+    )
     lines = [
         "",
         results.heading(f"end_to_end --mix {mix.name}"),
@@ -284,14 +288,20 @@ def table(run: Run, floor: floor_bench.Floor | None, note: str) -> str:
         f"| sustained, request to stored row, visits/s | {per_s:,.0f} | "
         + (
             f"COPY {run.copy_per_s:,.0f} rows/s | {per_s / run.copy_per_s:.3f} | "
-            f"≥ {mix.target_per_s:,} for 5 min, ≥ {mix.copy_ratio} × COPY | "
+            f"{target}, ≥ {mix.copy_ratio} × COPY | "
             f"{_met(sustained and per_s >= mix.copy_ratio * run.copy_per_s)} |"
             if mix.copy_ratio and run.copy_per_s
-            else f"| | ≥ {mix.target_per_s:,} for 5 min | {_met(sustained)} |"
+            else f"| | {target} | {_met(sustained)} |"
         ),
         f"| urgent alert p50 / p99 from the 202, ms ({run.alerts:,} alerts) | "
-        f"{run.alert_p50_ms:,.0f} / {run.alert_p99_ms:,.0f} | | | ≤ {TARGET_ALERT_P99_MS} | "
-        f"{_met(run.alerts > 0 and run.alert_p99_ms <= TARGET_ALERT_P99_MS)} |",
+        f"{run.alert_p50_ms:,.0f} / {run.alert_p99_ms:,.0f} | | | ≤ {TARGET_ALERT_P99_MS} at a "
+        "steady 1,000 visits/s | "
+        + (
+            _met(run.alerts > 0 and run.alert_p99_ms <= TARGET_ALERT_P99_MS)
+            if run.rate
+            else "closed loop: see --rate"
+        )
+        + " |",
         "",
         f"accepted {load.submissions:,} submissions ({load.submissions / run.load_s:,.0f}/s, "
         f"resends included) in {load.requests_2xx:,} 2xx requests; non-2xx "
