@@ -74,6 +74,7 @@ STORE_SERVER = "PostgreSQL backend: the same statement"
 CONSUME = "consume, batches of 500 (aiokafka)"
 SERVE = "Kafka broker JVM: serve the consumed batch"
 
+STEPS = (VALIDATE, PSEUDONYM, PRODUCE, TAKE, CONSUME, SERVE, STORE, STORE_SERVER)
 # Which process pays for each step: how bench.end_to_end sets a service beside its floor.
 PARTS: dict[str, tuple[str, ...]] = {
     "ingest": (VALIDATE, PSEUDONYM, PRODUCE),
@@ -267,7 +268,7 @@ def table(floor: Floor) -> str:
         "|---|---|---:|",
     ]
     payer = {step: process for process, steps in PARTS.items() for step in steps}
-    lines += [f"| {step} | {payer[step]} | {us:,.1f} |" for step, us in floor.steps.items()]
+    lines += [f"| {step} | {payer[step]} | {floor.steps[step]:,.1f} |" for step in STEPS]
     lines += [
         f"| **floor** | | **{total:,.1f}** |",
         "",
