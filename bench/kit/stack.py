@@ -70,9 +70,23 @@ def broker_pid() -> int:
     if pid_file.exists():
         return int(pid_file.read_text().split()[0])
     pid = listening_pid(int(KAFKA.rsplit(":", 1)[1]))
-    if pid is None:
-        raise RuntimeError(f"no Kafka broker listening on {KAFKA}")
-    return pid
+    if pid is not None:
+        return pid
+    brokers = [
+        int(process.name)
+        for process in Path("/proc").iterdir()
+        if process.name.isdigit() and b"kafka.Kafka" in _cmdline(process)
+    ]
+    if len(brokers) != 1:
+        raise RuntimeError(f"no single Kafka broker found for {KAFKA}: {brokers}")
+    return brokers[0]
+
+
+def _cmdline(process: Path) -> bytes:
+    try:
+        return (process / "cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def log_file(name: str) -> Path:
