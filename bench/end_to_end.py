@@ -332,7 +332,7 @@ def table(run: Run, floor: floor_bench.Floor | None, note: str) -> str:
         )
         lines.append(
             f"| {name} | {seconds:,.1f} | {per_visit[name]:,.0f} | "
-            f"{f'{part:,.0f}' if part else ''} | "
+            f"{f'{part:,.0f}' if floor and floor_bench.PARTS.get(name) else ''} | "
             f"{f'{per_visit[name] / part:,.1f}' if part else ''} | {footprint} |"
         )
     total_cpu = sum(cpu.values())
