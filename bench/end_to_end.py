@@ -1,329 +1,390 @@
-"""End to end: sustained submissions/s from the field app's request to the stored row,
-their latency, the urgent alerts' latency, and each service's footprint.
+"""End to end: visits/s from the field app's request to the stored row, sustained, what
+every process spends per visit, each service's footprint and the urgent alerts' latency.
 
 The three services run as real processes (``python -m ingest|enrich|notify``) on a
-throwaway database and fresh topics, with a level-1 manager per market whose webhook is a
-loopback receiver. The field-day simulator sends a realistic day (outbox batches, single
-POSTs, resends, a few invalid visits) as fast as the stack takes it, then checks every
-promise. Figures:
+throwaway database and fresh topics, with a level-1 manager per market on a loopback
+webhook. Load generators in processes of their own (``bench.kit.load``: pre-built request
+bytes, fresh ids every pass) send one of two days, closed loop, for ``--duration``:
 
-- sustained rate: visits the stack stored / seconds from the first request to the last
-  stored row (resends and invalid visits are sent but not counted);
-- latency: ``stored_at - received_at`` of every stored visit (ingest's clock to the
-  commit of enrich's transaction), and ``delivered_at - received_at`` of every alert;
-- footprint: start-up (spawn to ready: ingest's /readyz, then a first visit stored and
-  alerted), peak RSS and CPU per service over the load.
+- ``--mix batch``: a batch-heavy day, 200 visits a request from several devices per
+  market; target ≥ 10,000 visits/s sustained for 5 minutes and ≥ 0.45 × the COPY rate of
+  the same rows, measured in the same run;
+- ``--mix realistic``: the simulator's day (``terrain_simulator``: mostly single POSTs,
+  outboxes of 20–150 visits, resends, 2 % invalid, urgent complaints); target ≥ 3,000/s.
 
-Raw limits in the same run: Kafka's ProducerPerformance (acks=all, idempotent, records of
-the raw topic's size) and PostgreSQL COPY of the same rows into a copy of the table. The
-pipeline writes every visit to Kafka twice and to PostgreSQL once, so the lower of the two
-is what no pipeline on this machine could beat.
+Sustained is what the whole pipeline keeps up with: visits stored while the load ran /
+its length (a backlog left in Kafka is not throughput). Then the stack drains, and every
+process's CPU over load and drain is divided by the visits it handled: ingest, enrich,
+notify, Kafka's JVM, the PostgreSQL backends of the run's database, the load generator
+(at most 10 % of all of it, or it is the limit); beside each, its part of the floor
+(``bench.floor``, measured in the same run). Each service's time to ready (spawn to
+``/readyz`` for ingest; to a first record stored, alerted, for enrich, notify) and peak RSS.
 
-    uv run python -m bench.end_to_end                    # 150,000 visits (~6 min here)
-    uv run python -m bench.end_to_end --visits 50000 --record
-    uv run python -m bench.end_to_end --smoke            # seconds; what CI runs
+    uv run python -m bench.end_to_end --mix batch                 # 5 minutes of load
+    uv run python -m bench.end_to_end --mix realistic --duration 60 --record
+    uv run python -m bench.end_to_end --mix batch --smoke         # seconds; what CI runs
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
-import sys
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from multiprocessing import get_context
 from uuid import uuid4
 
 import asyncpg
-import httpx
 
+from bench import floor as floor_bench
 from bench.kit import results
 from bench.kit.copy_limit import copy_limit
-from bench.kit.kafka_perf import perf_topic, producer_performance
-from bench.kit.stack import UNTHROTTLED, Service, fresh_topics, start_service
-from bench.kit.submissions import raw_record_size, raw_records
+from bench.kit.load import Job, Outcome, Request, ready, run_job
+from bench.kit.pipeline import WARM_UP, start_pipeline
+from bench.kit.procstat import cpu_s
+from bench.kit.stack import (
+    Backends,
+    Service,
+    broker_pid,
+    devices,
+    fresh_topics,
+)
+from bench.kit.submissions import batch_requests, raw_records, realistic_requests
+from bench.kit.wrk import available as wrk_available
+from bench.kit.wrk import run_wrk
 from terrain_simulator.generator import DayOptions
-from terrain_simulator.simulate import SimulationResult, simulate
 from terrain_testkit.database import throwaway_database
 from terrain_testkit.factories import country_managers
-from terrain_testkit.processes import free_port, service_env
 from terrain_testkit.sinks import WebhookSink
 
-SERVICES = ("ingest", "enrich", "notify")
-TARGET_PER_S = 10_000
-TARGET_ALERT_P99_S = 1.0
-TARGET_RSS_MB = 200
+SEED = 2026
+TARGET_READY_S = 2.0
+TARGET_RSS_MB = 150
+TARGET_ALERT_P99_MS = 500
+TARGET_GENERATOR_SHARE = 0.10
 LIBRARIES = ("fastapi", "uvicorn", "faststream", "aiokafka", "asyncpg", "pydantic")
 
 
+@dataclass(frozen=True)
+class Mix:
+    """One kind of day: how its requests are built and sent, and what it must sustain."""
+
+    name: str
+    target_per_s: int
+    connections: int  # per load-generator process
+    sustain_s: float = 0.0  # for how long the target must hold
+    copy_ratio: float = 0.0  # of the COPY rate of the same rows, 0: no such target
+
+
+MIXES = {
+    "batch": Mix("batch", 10_000, connections=3, sustain_s=300, copy_ratio=0.45),
+    "realistic": Mix("realistic", 3_000, connections=16),
+}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    duration_s: float
+    visits: int  # distinct visits in one pass of the requests (fresh ids every pass)
+    devices_per_market: int
+    copy_rows: int
+    drain_s: float
+    floor_visits: int
+
+
+FULL = Sizes(300.0, 20_000, 4, 50_000, 120.0, 5_000)
+SMOKE = Sizes(3.0, 600, 1, 2_000, 30.0, 300)
+
+
+def build(mix: Mix, tokens: dict[str, list[str]], sizes: Sizes) -> list[Request]:
+    if mix.name == "batch":
+        return batch_requests(tokens, 200, max(1, sizes.visits // 200), SEED)
+    options = DayOptions(visits=sizes.visits, seed=SEED, campaign_id="bench")
+    return realistic_requests(tokens, options)[0]
+
+
 @dataclass
-class Figures:
-    visits: int
-    accepted: int
-    stored: int
-    sending_s: float
-    stored_per_s: float
-    store_p50_ms: float
-    store_p99_ms: float
-    alerts: int
-    alert_p50_ms: float
-    alert_p99_ms: float
-    promises_kept: bool
-    problems: list[str]
-    senders: int = 1
-    ingest_workers: int = 1
-    steady_rate: float = 0.0
-    steady_alerts: int = 0
-    steady_alert_p50_ms: float = 0.0
-    steady_alert_p99_ms: float = 0.0
-    promises_kept_steady: bool = True
-    generator_cpu_s: float = 0.0
+class Run:
+    mix: Mix
+    sizes: Sizes
+    senders: int
+    ingest_workers: int
+    rate: float = 0.0  # visits/s, open loop; 0: closed loop, as fast as the stack answers
+    client: str = "python"  # the load generator: bench.kit.load, or wrk (bench.kit.wrk)
+    load: Outcome = field(default_factory=Outcome)
     services: list[Service] = field(default_factory=list)
-    kafka_per_s: float = 0.0
+    cpu_s: dict[str, float] = field(default_factory=dict)  # Kafka, PostgreSQL, generator
+    load_s: float = 0.0
+    stored_in_load: int = 0
+    stored: int = 0
+    drained: bool = False
+    drain_s: float = 0.0
+    alerts: int = 0
+    alert_p50_ms: float = 0.0
+    alert_p99_ms: float = 0.0
     copy_per_s: float = 0.0
+    load_start: str = ""
+    load_end: str = ""
     server: str = ""
 
 
-async def _until(predicate: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} not reached in {timeout_s:.0f} s")
-        await asyncio.sleep(0.1)
+def _send(run: Run, port: int, requests: list[Request]) -> None:
+    """The load: ``run.senders`` processes for the mix's duration, closed loop or open loop
+    at ``run.rate`` visits/s. Each gets a contiguous share of the requests, so a visit's
+    resends stay in one process. With wrk, one process of ``run.senders`` threads, each
+    cycling all the requests with ids of its own."""
+    if run.client == "wrk":
+        connections = run.senders * run.mix.connections
+        run.load = run_wrk(port, requests, run.sizes.duration_s, run.senders, connections)
+        return
+    share = -(-len(requests) // run.senders)
+    parts = [requests[i * share : (i + 1) * share] for i in range(run.senders)]
+    # Open loop paces requests: visits/s into requests/s by the pass's visits per request.
+    visits = sum(body.count(b'"submission_id"') for _, body in requests)
+    jobs = [
+        Job(
+            port,
+            worker,
+            part,
+            run.sizes.duration_s,
+            run.mix.connections,
+            rate=run.rate * len(part) / visits,
+            count_batch=True,
+        )
+        for worker, part in enumerate(parts)
+        if part
+    ]
+    with ProcessPoolExecutor(len(jobs), mp_context=get_context("spawn")) as pool:
+        for worker in [pool.submit(ready) for _ in jobs]:
+            worker.result()  # started and imported: their start is not timed
+        for outcome in [pool.submit(run_job, job) for job in jobs]:
+            run.load.merge(outcome.result())
 
 
-async def _warm_up(services: dict[str, Service], url: str, ingest_url: str) -> None:
-    """Spawn to ready, per service: ingest answers /readyz; enrich has stored and notify
-    alerted a first visit (their consumer groups own their partitions by then)."""
-
-    async def ingest_ready() -> bool:
-        try:
-            async with httpx.AsyncClient() as client:
-                return (await client.get(f"{ingest_url}/readyz", timeout=2)).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    await _until(ingest_ready, 60, "ingest ready")
-    services["ingest"].ready_s = time.monotonic() - services["ingest"].spawned
-    warm = DayOptions(visits=20, seed=1, campaign_id="warm-up", invalid_share=0.0)
-    result = await simulate(
-        database_url=url, ingest_url=ingest_url, options=warm, rate=0, settle_s=60
+async def _stored(connection: asyncpg.Connection, until: float | None = None) -> int:
+    return int(
+        await connection.fetchval(
+            "SELECT count(*) FROM terrain.submissions WHERE campaign_id <> $1"
+            " AND ($2::float8 IS NULL OR stored_at <= to_timestamp($2))",
+            WARM_UP,
+            until,
+        )
     )
-    if not result.verdict.ok:
-        raise RuntimeError(f"warm-up failed: {result.verdict.problems[:5]}")
-    now = time.monotonic()
-    services["enrich"].ready_s = now - services["enrich"].spawned
-    services["notify"].ready_s = now - services["notify"].spawned
 
 
-async def _raw_limits(namespace: str, url: str, count: int) -> tuple[float, float]:
-    records, _ = raw_records(count, seed=7)
-    async with perf_topic(namespace) as topic:
-        size = raw_record_size(records)
-        kafka = await asyncio.to_thread(producer_performance, topic, max(count, 50_000), size, -1)
-    copy = await copy_limit(url, records)
-    return kafka.records_per_s, copy["per_s"]
-
-
-async def _stored_latency(url: str, campaign: str) -> tuple[int, float, float, float]:
+async def _load_and_drain(run: Run, url: str, ingest_url: str, requests: list[Request]) -> None:
+    broker = broker_pid()
     connection = await asyncpg.connect(url)
     try:
-        row = await connection.fetchrow(
-            """SELECT count(*) AS n,
-                      extract(epoch FROM max(stored_at) - min(received_at)) AS span_s,
-                      percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS p50,
-                      percentile_cont(0.99) WITHIN GROUP (ORDER BY d) AS p99
-               FROM (SELECT received_at, stored_at,
-                            extract(epoch FROM stored_at - received_at) AS d
-                     FROM terrain.submissions WHERE campaign_id = $1) t""",
-            campaign,
+        backends = Backends(url, {int(await connection.fetchval("SELECT pg_backend_pid()"))})
+        for service in run.services:
+            service.load_begins()
+        kafka_before = cpu_s(broker)
+        await backends.begin()
+        started = time.time()
+        port = int(ingest_url.rsplit(":", 1)[1])
+        await asyncio.to_thread(_send, run, port, requests)
+        ended = time.time()
+        run.load_s = ended - started
+        run.load_end = results.load_average()
+        run.stored_in_load = await _stored(connection, ended)
+        # Drained once the count has not moved for 3 s (or the drain's time is up).
+        last, still = -1, time.monotonic()
+        while time.time() - ended < run.sizes.drain_s:
+            count = await _stored(connection)
+            if count != last:
+                last, still = count, time.monotonic()
+            elif time.monotonic() - still >= 3.0:
+                run.drained = True
+                break
+            await asyncio.sleep(0.5)
+        run.stored = last
+        run.drain_s = time.time() - ended
+        for service in run.services:
+            service.load_ends()
+        run.cpu_s["Kafka JVM"] = cpu_s(broker) - kafka_before
+        await backends.end()
+        run.cpu_s["PostgreSQL backends"] = backends.cpu_s
+        run.cpu_s["load generator"] = run.load.cpu_s
+        alerts = await connection.fetchrow(
+            "SELECT count(*) AS n,"
+            " percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS p50,"
+            " percentile_cont(0.99) WITHIN GROUP (ORDER BY d) AS p99"
+            " FROM (SELECT extract(epoch FROM a.delivered_at - a.received_at) AS d"
+            "       FROM terrain.alerts a JOIN terrain.submissions s USING (submission_id)"
+            "       WHERE s.campaign_id <> $1 AND a.delivered_at IS NOT NULL) t",
+            WARM_UP,
         )
+        assert alerts is not None
+        run.alerts = int(alerts["n"])
+        run.alert_p50_ms = float(alerts["p50"] or 0) * 1000
+        run.alert_p99_ms = float(alerts["p99"] or 0) * 1000
     finally:
         await connection.close()
-    assert row is not None
-    return int(row["n"]), float(row["span_s"] or 0), float(row["p50"] or 0), float(row["p99"] or 0)
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1]
-
-
-async def run(
-    visits: int,
-    raw_count: int,
-    senders: int,
-    ingest_workers: int = 1,
-    steady_rate: float = 200.0,
-    steady_visits: int = 12_000,
-) -> Figures:
+async def measure(
+    mix: Mix, sizes: Sizes, senders: int, ingest_workers: int, rate: float, client: str
+) -> Run:
+    run = Run(mix, sizes, senders, ingest_workers, rate, client)
     namespace = f"e2e{uuid4().hex[:8]}."
     async with throwaway_database("terrain_bench") as url, fresh_topics(namespace):
         connection = await asyncpg.connect(url)
-        server = str(await connection.fetchval("SHOW server_version"))
-        services: dict[str, Service] = {}
+        try:
+            run.server = str(await connection.fetchval("SHOW server_version")).split()[0]
+        finally:
+            await connection.close()
+        tokens = await devices(url, sizes.devices_per_market)
+        requests = build(mix, tokens, sizes)
         try:
             with WebhookSink() as sink:
                 async with country_managers(url, sink):
-                    port = free_port()
-                    env = service_env(
-                        url, namespace, TERRAIN_INGEST_PORT=str(port),
-                        TERRAIN_INGEST_WORKERS=str(ingest_workers),
-                        TERRAIN_NOTIFY_PORT=str(free_port()), TERRAIN_LOG_LEVEL="WARNING",
-                        **UNTHROTTLED,
-                    )  # fmt: skip
-                    for service_name in SERVICES:
-                        services[service_name] = await start_service(service_name, env)
-                    ingest_url = f"http://127.0.0.1:{port}"
-                    await _warm_up(services, url, ingest_url)
-                    for service in services.values():
-                        service.load_begins()
-                    campaign = f"bench-{uuid4().hex[:6]}"
-                    options = DayOptions(visits=visits, seed=2026, campaign_id=campaign)
-                    result: SimulationResult = await simulate(
-                        database_url=url, ingest_url=ingest_url, options=options, rate=0,
-                        concurrency=32, settle_s=600, senders=senders,
-                    )  # fmt: skip
-                    for service in services.values():
-                        service.load_ends()
-                    # Then a steady day well below saturation: how soon an urgent complaint
-                    # reaches its manager when the stack is busy but not drowning.
-                    steady = await simulate(
-                        database_url=url, ingest_url=ingest_url, rate=steady_rate,
-                        options=DayOptions(
-                            visits=steady_visits, seed=2027, campaign_id=f"{campaign}-steady"
-                        ),
-                        concurrency=32, settle_s=120, senders=senders,
-                    )  # fmt: skip
+                    ingest_url = await start_pipeline(
+                        url, namespace, run.services, run.ingest_workers
+                    )
+                    run.load_start = results.load_average()
+                    await _load_and_drain(run, url, ingest_url, requests)
         finally:
-            for service in services.values():
+            for service in run.services:
                 await service.stop()
-            await connection.close()
-        stored, span_s, p50, p99 = await _stored_latency(url, options.campaign_id)
-        kafka_per_s, copy_per_s = await _raw_limits(namespace, url, raw_count)
-    total = result.verdict.total()
-    alerts = result.verdict.alert_latencies_s
-    return Figures(
-        visits=visits,
-        accepted=total.accepted,
-        stored=stored,
-        sending_s=result.sender.stats.seconds,
-        stored_per_s=stored / span_s if span_s else 0.0,
-        store_p50_ms=p50 * 1000,
-        store_p99_ms=p99 * 1000,
-        alerts=len(alerts),
-        alert_p50_ms=_percentile(alerts, 0.5) * 1000,
-        alert_p99_ms=_percentile(alerts, 0.99) * 1000,
-        promises_kept=result.verdict.ok,
-        senders=senders,
-        generator_cpu_s=result.sender.cpu_s,
-        problems=result.verdict.problems[:5],
-        services=list(services.values()),
-        kafka_per_s=kafka_per_s,
-        copy_per_s=copy_per_s,
-        server=server,
-        ingest_workers=ingest_workers,
-        steady_rate=steady_rate,
-        steady_alerts=len(steady.verdict.alert_latencies_s),
-        steady_alert_p50_ms=_percentile(steady.verdict.alert_latencies_s, 0.5) * 1000,
-        steady_alert_p99_ms=_percentile(steady.verdict.alert_latencies_s, 0.99) * 1000,
-        promises_kept_steady=steady.verdict.ok,
+        if mix.copy_ratio:
+            copied = await copy_limit(url, raw_records(sizes.copy_rows, seed=SEED)[0])
+            run.copy_per_s = copied["per_s"]
+    return run
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+def table(run: Run, floor: floor_bench.Floor | None, note: str) -> str:
+    mix, load = run.mix, run.load
+    per_s = run.stored_in_load / run.load_s if run.load_s else 0.0
+    sustained = run.load_s >= mix.sustain_s and per_s >= mix.target_per_s
+    target = f"≥ {mix.target_per_s:,}" + (
+        f" for {mix.sustain_s / 60:.0f} min" if mix.sustain_s else ""
     )
-
-
-def table(f: Figures, note: str = "") -> str:
-    limit = min(f.kafka_per_s, f.copy_per_s)
-
-    def met(ok: bool) -> str:
-        return "yes" if ok else "NO"
-
     lines = [
         "",
-        results.heading("end_to_end"),
+        results.heading(f"end_to_end --mix {mix.name}"),
         "",
         f"- machine: {results.machine()}; Kafka {results.kafka_version()} and PostgreSQL "
-        f"{f.server.split()[0]} on the same machine; {results.versions(LIBRARIES)}",
-        f"- load average at the end: {results.load_average()}"
-        + (f"; note: {note}" if note else ""),
+        f"{run.server} on the same machine, shared; {results.versions(LIBRARIES)}",
+        f"- load average (1/5/15 min) at the start {run.load_start}, at the end of the load "
+        f"{run.load_end}" + (f"; note: {note}" if note else ""),
+        f"- load generator {run.client}, "
+        + ("1 process, " if run.client == "wrk" else "")
+        + f"{run.senders} {'threads' if run.client == 'wrk' else 'processes'}, "
+        + (
+            f"open loop at {run.rate:,.0f} visits/s"
+            if run.rate
+            else f"{mix.connections} connections each, closed loop"
+        )
+        + f", {run.load_s:.0f} s; ingest: {run.ingest_workers} server process(es)",
         "",
         "| measure | Terrain | raw limit (same run) | ratio | target | met? |",
         "|---|---:|---:|---:|---:|---|",
-        f"| sustained, request to stored row, visits/s | {f.stored_per_s:,.0f} | "
-        f"{limit:,.0f} (Kafka {f.kafka_per_s:,.0f} rec/s, COPY {f.copy_per_s:,.0f} rows/s) | "
-        f"{f.stored_per_s / limit if limit else 0:.3f} | ≥ {TARGET_PER_S:,} for 5 min | "
-        f"{met(f.stored_per_s >= TARGET_PER_S and f.sending_s >= 300)} |",
-        f"| request to stored row p50 / p99, ms | {f.store_p50_ms:,.0f} / {f.store_p99_ms:,.0f} "
-        f"| | | | |",
-        f"| urgent alert p50 / p99 while saturated, ms ({f.alerts} alerts) | "
-        f"{f.alert_p50_ms:,.0f} / {f.alert_p99_ms:,.0f} | | | ≤ {TARGET_ALERT_P99_S * 1000:,.0f} | "
-        f"{met(f.alert_p99_ms <= TARGET_ALERT_P99_S * 1000)} |",
-        f"| urgent alert p50 / p99 at a steady {f.steady_rate:,.0f} visits/s, ms "
-        f"({f.steady_alerts} alerts) | {f.steady_alert_p50_ms:,.0f} / "
-        f"{f.steady_alert_p99_ms:,.0f} | | | ≤ {TARGET_ALERT_P99_S * 1000:,.0f} | "
-        f"{met(f.steady_alert_p99_ms <= TARGET_ALERT_P99_S * 1000)} |",
-        "",
-        "| service | start-up to ready, s | peak RSS, MB | CPU over the load, s | "
-        "share of a core | target RSS | met? |",
-        "|---|---:|---:|---:|---:|---:|---|",
-    ]
-    for s in f.services:
-        lines.append(
-            f"| {s.name} | {s.ready_s:.1f} | {s.rss_peak_mb:.0f} | {s.cpu_load_s:.1f} | "
-            f"{s.cpu_load_s / f.sending_s if f.sending_s else 0:.0%} | ≤ {TARGET_RSS_MB} | "
-            f"{met(s.rss_peak_mb <= TARGET_RSS_MB)} |"
+        f"| sustained, request to stored row, visits/s | {per_s:,.0f} | "
+        + (
+            f"COPY {run.copy_per_s:,.0f} rows/s | {per_s / run.copy_per_s:.3f} | "
+            f"{target}, ≥ {mix.copy_ratio} × COPY | "
+            f"{_met(sustained and per_s >= mix.copy_ratio * run.copy_per_s)} |"
+            if mix.copy_ratio and run.copy_per_s
+            else f"| | {target} | {_met(sustained)} |"
+        ),
+        f"| urgent alert p50 / p99 from the 202, ms ({run.alerts:,} alerts) | "
+        f"{run.alert_p50_ms:,.0f} / {run.alert_p99_ms:,.0f} | | | ≤ {TARGET_ALERT_P99_MS} at a "
+        "steady 1,000 visits/s | "
+        + (
+            _met(run.alerts > 0 and run.alert_p99_ms <= TARGET_ALERT_P99_MS)
+            if run.rate
+            else "closed loop: see --rate"
         )
-    lines += [
+        + " |",
         "",
-        f"{f.visits:,} visits sent in {f.sending_s:.1f} s, {f.accepted:,} accepted, "
-        f"{f.stored:,} stored; every promise kept: {'yes' if f.promises_kept else 'NO'}"
-        f" (steady day: {'yes' if f.promises_kept_steady else 'NO'})"
-        + (f" ({'; '.join(f.problems)})" if f.problems else ""),
-        f"load generator (the simulator, {f.senders} process{'es' if f.senders > 1 else ''} "
-        f"on the same 2 cores): {f.generator_cpu_s:.1f} s CPU, "
-        f"{f.generator_cpu_s / f.sending_s if f.sending_s else 0:.0%} of a core; ingest ran "
-        f"{f.ingest_workers} server process{'es' if f.ingest_workers > 1 else ''}",
+        f"accepted {load.submissions:,} submissions ({load.submissions / run.load_s:,.0f}/s, "
+        f"resends included) in {load.requests_2xx:,} 2xx requests; non-2xx "
+        f"{dict(sorted(load.non_2xx.items())) or 'none'}, errors {load.errors or 'none'}; "
+        f"stored {run.stored_in_load:,} during the load, {run.stored:,} after "
+        f"{run.drain_s:.0f} s of drain ({'drained' if run.drained else 'NOT drained'})",
+        "",
+        "| process | CPU, s | µs CPU per visit | floor part, µs | × floor | ready, s | "
+        "peak RSS, MB | met? |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    cpu = {s.name: s.cpu_load_s for s in run.services} | run.cpu_s
+    # What each handled: ingest and the generator every accepted send, the rest the
+    # visits stored (a resend is stored once).
+    handled = {"ingest": load.submissions, "load generator": load.submissions}
+    per_visit = {
+        name: seconds / max(handled.get(name, run.stored), 1) * 1e6 for name, seconds in cpu.items()
+    }
+    services = {s.name: s for s in run.services}
+    for name, seconds in cpu.items():
+        part = floor.part_us(name) if floor else 0.0
+        service = services.get(name)
+        footprint = (
+            f"{service.ready_s:.1f} | {service.rss_peak_mb:.0f} | "
+            f"{_met(service.ready_s < TARGET_READY_S and service.rss_peak_mb <= TARGET_RSS_MB)}"
+            if service
+            else " | | "
+        )
+        lines.append(
+            f"| {name} | {seconds:,.1f} | {per_visit[name]:,.0f} | "
+            f"{f'{part:,.0f}' if floor and floor_bench.PARTS.get(name) else ''} | "
+            f"{f'{per_visit[name] / part:,.1f}' if part else ''} | {footprint} |"
+        )
+    total_cpu = sum(cpu.values())
+    share = cpu["load generator"] / total_cpu if total_cpu else 0.0
+    lines += [
+        f"| all | {total_cpu:,.1f} | {sum(per_visit.values()):,.0f} | "
+        f"{f'{floor.total_us:,.0f}' if floor else ''} | "
+        f"{f'{sum(per_visit.values()) / floor.total_us:,.1f}' if floor else ''} | | | |",
+        "",
+        f"load generator: {share:.1%} of all the CPU above (≤ {TARGET_GENERATOR_SHARE:.0%}: "
+        f"{_met(share <= TARGET_GENERATOR_SHARE)}); targets: ready < {TARGET_READY_S:.0f} s, "
+        f"≤ {TARGET_RSS_MB} MB RSS per service; the floor is bench.floor's, measured after "
+        f"the run ({floor.visits if floor else 0:,} visits a step)",
     ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--visits", type=int, default=150_000)
-    parser.add_argument("--raw", type=int, default=100_000, help="rows for the raw limits")
-    parser.add_argument("--smoke", action="store_true", help="600 visits; checks that it runs")
+    parser.add_argument("--mix", choices=sorted(MIXES), default="batch")
+    parser.add_argument("--duration", type=float, help="seconds of load (default 300)")
+    parser.add_argument("--smoke", action="store_true", help="seconds: checks that it runs")
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
     parser.add_argument("--note", default="", help="a remark recorded with the run")
-    parser.add_argument("--senders", type=int, default=2, help="load generator processes")
     parser.add_argument(
-        "--ingest-workers", type=int, default=1, help="ingest server processes (see deploy/)"
+        "--senders", type=int, default=2, help="load generator processes (wrk: threads)"
+    )
+    parser.add_argument("--ingest-workers", type=int, default=1, help="ingest server processes")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="visits/s, open loop (default: closed loop)"
     )
     parser.add_argument(
-        "--steady-rate", type=float, default=200.0, help="visits/s of the steady day (alerts)"
-    )
-    parser.add_argument("--steady-s", type=float, default=60.0, help="length of the steady day")
+        "--client", choices=("python", "wrk"), default="python",
+        help="load generator: bench.kit.load, or wrk (apt-get install wrk; closed loop only)",
+    )  # fmt: skip
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor after the run")
     args = parser.parse_args(argv)
-    if args.smoke:
-        args.visits, args.raw, args.steady_s = 600, 5_000, 2.0
-    figures = asyncio.run(
-        run(
-            args.visits,
-            args.raw,
-            args.senders,
-            args.ingest_workers,
-            steady_rate=args.steady_rate,
-            steady_visits=int(args.steady_rate * args.steady_s),
-        )
+    if args.client == "wrk" and (args.rate or not wrk_available()):
+        parser.error("--client wrk needs wrk installed (apt-get install wrk) and no --rate")
+    sizes = SMOKE if args.smoke else FULL
+    if args.duration:
+        # A shorter load leaves a shorter backlog: the drain's limit follows it.
+        drain_s = min(sizes.drain_s, max(args.duration, 30.0))
+        sizes = replace(sizes, duration_s=args.duration, drain_s=drain_s)
+    run = asyncio.run(
+        measure(MIXES[args.mix], sizes, args.senders, args.ingest_workers, args.rate, args.client)
     )
-    report = table(figures, args.note)
+    floor = None if args.no_floor else floor_bench.measure(sizes.floor_visits)
+    report = table(run, floor, args.note)
     print(report)
-    if args.record:
+    if args.record and not args.smoke:
         results.append(report)
-    if not figures.promises_kept:
-        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -27,16 +27,20 @@ import os
 import sys
 import uuid
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from multiprocessing import get_context
-
-import asyncpg
 
 from bench.kit import results
 from bench.kit.kafka_perf import PerfResult, perf_topic, producer_performance
 from bench.kit.load import Job, Outcome, Request, ready, run_job, spread
-from bench.kit.stack import ProcessWatch, admin_database_url, fresh_topics, start_ingest
+from bench.kit.stack import (
+    ProcessWatch,
+    admin_database_url,
+    devices,
+    fresh_topics,
+    start_ingest,
+)
 from bench.kit.submissions import (
     TEMPLATES,
     batch_requests,
@@ -44,13 +48,15 @@ from bench.kit.submissions import (
     raw_records,
     single_requests,
 )
+from bench.kit.wrk import available as wrk_available
+from bench.kit.wrk import run_wrk
 from terrain_testkit.database import throwaway_database
 from terrain_testkit.processes import free_port
 
 # What ingest must sustain on 2 cores with Kafka on the same machine.
-TARGET_BATCH_PER_S = 20_000
-TARGET_SINGLE_PER_S = 2_000
-TARGET_P99_MS = 50.0
+TARGET_BATCH_PER_S = 25_000
+TARGET_SINGLE_PER_S = 5_000
+TARGET_P99_MS = 20.0
 LATENCY_RATE = 1_000
 SEED = 3  # same submissions every run: runs compare
 LIBRARIES = ("fastapi", "uvicorn", "uvloop", "faststream", "aiokafka", "pydantic")
@@ -134,6 +140,19 @@ class Scenario:
         return ", ".join(parts) or "none"
 
 
+def drive_wrk(
+    port: int, requests: list[Request], sizes: Sizes, watch: ProcessWatch, name: str
+) -> Scenario:
+    """A closed-loop scenario sent by wrk with the Python client's processes × connections
+    (as threads × connections)."""
+    batch = name == "batch"
+    threads = sizes.batch_workers if batch else sizes.single_workers
+    connections = threads * (sizes.batch_connections if batch else sizes.single_connections)
+    cpu = watch.cpu_s()
+    outcome = run_wrk(port, requests, sizes.duration_s, threads, connections)
+    return Scenario(name, outcome, watch.cpu_s() - cpu)
+
+
 def drive(pool: ProcessPoolExecutor, jobs: list[Job], watch: ProcessWatch, name: str) -> Scenario:
     cpu = watch.cpu_s()
     outcome = Outcome()
@@ -160,27 +179,9 @@ class Run:
     started_at: datetime
 
 
-async def _devices(url: str) -> dict[str, str]:
-    """A device per market: its bearer token, by market."""
-    from ingest.repository import create_device
-    from terrain_contracts.markets import Market
-
-    connection = await asyncpg.connect(url)
-    try:
-        tokens = {}
-        for market in Market:
-            _, token = await create_device(
-                connection=connection, market=market, label=f"bench {market.value}"
-            )
-            tokens[market.value] = token
-    finally:
-        await connection.close()
-    return tokens
-
-
 def _measure(
-    sizes: Sizes, url: str, namespace: str, topic: str, tokens: dict[str, str],
-    ingest_command: list[str], ingest_workers: int,
+    sizes: Sizes, url: str, namespace: str, topic: str, tokens: dict[str, list[str]],
+    ingest_command: list[str], ingest_workers: int, client: str,
 ) -> Run:  # fmt: skip
     started_at = datetime.now(UTC)
     load_start = results.load_average()
@@ -213,8 +214,12 @@ def _measure(
             for worker in [pool.submit(ready) for _ in range(workers)]:
                 worker.result()  # workers imported and waiting: their start is not timed
             drive(pool, [Job(port, 250, singles, sizes.warmup_s, connections=8)], watch, "warm-up")
-            batch = drive(pool, _jobs(port, 0, batches, sizes, batch=True), watch, "batch")
-            single = drive(pool, _jobs(port, 16, singles, sizes, batch=False), watch, "single")
+            if client == "wrk":  # the same requests, from a compiled client
+                batch = drive_wrk(port, batches, sizes, watch, "batch")
+                single = drive_wrk(port, singles, sizes, watch, "single")
+            else:
+                batch = drive(pool, _jobs(port, 0, batches, sizes, batch=True), watch, "batch")
+                single = drive(pool, _jobs(port, 16, singles, sizes, batch=False), watch, "single")
             latency = drive(
                 pool,
                 [Job(port, 32, singles, sizes.latency_s, rate=sizes.latency_rate)],
@@ -256,7 +261,9 @@ def _jobs(
     ]
 
 
-async def run(sizes: Sizes, ingest_command: list[str], ingest_workers: int) -> Run:
+async def run(
+    sizes: Sizes, ingest_command: list[str], ingest_workers: int, client: str = "python"
+) -> Run:
     """A throwaway database with a device per market, fresh topics and the perf topic
     around one measurement, which runs in a thread (it blocks on its worker processes)."""
     namespace = f"b{uuid.uuid4().hex[:10]}."
@@ -265,9 +272,9 @@ async def run(sizes: Sizes, ingest_command: list[str], ingest_workers: int) -> R
         fresh_topics(namespace),
         perf_topic(namespace) as topic,
     ):
-        tokens = await _devices(url)
+        tokens = await devices(url)
         return await asyncio.to_thread(
-            _measure, sizes, url, namespace, topic, tokens, ingest_command, ingest_workers
+            _measure, sizes, url, namespace, topic, tokens, ingest_command, ingest_workers, client
         )
 
 
@@ -328,6 +335,8 @@ def table(result: Run) -> str:
             f" of a core, {cpu / max(outcome.submissions, 1) * 1e6:,.0f} µs per"
             f" submission: at most {outcome.submissions / max(cpu, 1e-9):,.0f}/s"
             f" on a whole core), load generator {outcome.cpu_s:.1f} s"
+            f" ({outcome.cpu_s / max(outcome.submissions, 1) * 1e6:,.0f} µs per submission,"
+            f" {outcome.cpu_s / max(cpu + outcome.cpu_s, 1e-9):.0%} of its and ingest's CPU)"
         )
     details.append(
         f"ingest: {result.workers} server process(es)"
@@ -373,9 +382,21 @@ def main(argv: list[str] | None = None) -> None:
         default=os.cpu_count() or 1,
         help="ingest server processes (TERRAIN_INGEST_WORKERS); default: one per core",
     )
+    parser.add_argument(
+        "--duration", type=float, help="seconds of each throughput and latency scenario (20)"
+    )
+    parser.add_argument(
+        "--client", choices=("python", "wrk"), default="python",
+        help="load generator of the batch and single scenarios: bench.kit.load, or wrk "
+        "(apt-get install wrk); the latency scenario is open loop, always bench.kit.load",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.client == "wrk" and not wrk_available():
+        parser.error("--client wrk needs wrk installed: apt-get install wrk")
     sizes = SMOKE if args.smoke else FULL
-    result = asyncio.run(run(sizes, args.ingest.split(), args.workers))
+    if args.duration:
+        sizes = replace(sizes, duration_s=args.duration, latency_s=args.duration)
+    result = asyncio.run(run(sizes, args.ingest.split(), args.workers, args.client))
     text = table(result)
     print(text)
     if args.record and not args.smoke:

@@ -5,6 +5,7 @@
 - ``kafka_perf``: Kafka's own perf tools, the raw limit of what Kafka takes;
 - ``copy_limit``: PostgreSQL's own bulk limit, a COPY of the rows enrich writes;
 - ``stack``: services as processes, and what they cost (``procstat`` reads ``/proc``);
+- ``pipeline``: the three services spawned together, each timed to ready;
 - ``results``: the machine and versions a run reports, and ``RESULTS.md``;
 - ``testkit``: the parts bench borrows from the test kit, imported in this one place.
 

@@ -40,7 +40,7 @@ class Job:
     duration_s: float
     connections: int = 1
     rate: float = 0.0
-    count_batch: bool = False  # count accepted submissions from a batch answer
+    count_batch: bool = False  # count accepted submissions from batch answers
 
 
 @dataclass
@@ -71,11 +71,9 @@ class Outcome:
     def answered(self, job: Job, status: int, body: bytes) -> None:
         if 200 <= status < 300:
             self.requests_2xx += 1
-            if job.count_batch:
-                found = ACCEPTED.search(body)
-                self.submissions += int(found.group(1)) if found else 0
-            else:
-                self.submissions += 1
+            # A batch answer says how many it accepted; any other 2xx is one submission.
+            found = ACCEPTED.search(body) if job.count_batch else None
+            self.submissions += int(found.group(1)) if found else 1
         else:
             self.non_2xx[status] = self.non_2xx.get(status, 0) + 1
 
@@ -90,15 +88,18 @@ def spread(requests: list[Request], workers: int) -> list[list[Request]]:
 
 
 class _Requests:
-    """Request bytes with fresh submission ids: one counter value per request."""
+    """Request bytes with fresh submission ids: one stamp per pass over the job's requests,
+    so every pass sends new visits, and a visit's resends within a pass (the same id in
+    two requests) stay resends."""
 
     def __init__(self, job: Job) -> None:
         self._job = job
         self._next = 0
 
     def next(self) -> bytes:
-        head, body = self._job.requests[self._next % len(self._job.requests)]
-        stamp = f"{self._job.worker:02x}{self._next:06x}".encode()
+        passes, index = divmod(self._next, len(self._job.requests))
+        head, body = self._job.requests[index]
+        stamp = f"{self._job.worker:02x}{passes:06x}".encode()
         self._next += 1
         return head + body.replace(ID_SLOT, stamp)
 

@@ -56,3 +56,27 @@ def tree_rss_mb(pid: int) -> tuple[float, float]:
         except (OSError, KeyError):
             continue
     return sum(sizes), max(sizes, default=0.0)
+
+
+def listening_pid(port: int) -> int | None:
+    """The process listening on TCP ``port`` on this machine (the shared Kafka broker,
+    say, when it was started from another checkout and left no pid file here)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    for process in Path("/proc").iterdir():
+        if not process.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in inodes for fd in (process / "fd").iterdir()):
+                return int(process.name)
+        except OSError:
+            continue
+    return None

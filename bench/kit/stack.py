@@ -16,7 +16,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.kit.procstat import rss_mb, tree, tree_cpu_s, tree_rss_mb
+import asyncpg
+
+from bench.kit.procstat import cpu_s, listening_pid, rss_mb, tree, tree_cpu_s, tree_rss_mb
 from terrain_runtime.kafka import ensure_topics
 from terrain_runtime.settings import TerrainSettings
 from terrain_testkit.processes import service_env
@@ -60,10 +62,31 @@ async def fresh_topics(namespace: str) -> AsyncIterator[None]:
 
 
 def broker_pid() -> int:
-    """The process id of the local Kafka broker (``deploy/local/kafka.sh``), whose CPU a
-    benchmark reads beside the client's."""
+    """The process id of the local Kafka broker, whose CPU a benchmark reads beside the
+    client's: from ``deploy/local/kafka.sh``'s pid file, else the process listening on
+    the broker's port (a broker started from another checkout)."""
     state = Path(os.environ.get("TERRAIN_STATE_DIR", ROOT / ".local"))
-    return int((state / "kafka" / "kafka.pid").read_text().split()[0])
+    pid_file = state / "kafka" / "kafka.pid"
+    if pid_file.exists():
+        return int(pid_file.read_text().split()[0])
+    pid = listening_pid(int(KAFKA.rsplit(":", 1)[1]))
+    if pid is not None:
+        return pid
+    brokers = [
+        int(process.name)
+        for process in Path("/proc").iterdir()
+        if process.name.isdigit() and b"kafka.Kafka" in _cmdline(process)
+    ]
+    if len(brokers) != 1:
+        raise RuntimeError(f"no single Kafka broker found for {KAFKA}: {brokers}")
+    return brokers[0]
+
+
+def _cmdline(process: Path) -> bytes:
+    try:
+        return (process / "cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def log_file(name: str) -> Path:
@@ -103,6 +126,64 @@ def start_ingest(
         time.sleep(0.2)
     process.terminate()
     raise RuntimeError(f"ingest did not become ready within 60 s: see {log}")
+
+
+async def devices(url: str, per_market: int = 1) -> dict[str, list[str]]:
+    """``per_market`` field devices in every market: their bearer tokens, by market."""
+    from ingest.repository import create_device
+    from terrain_contracts.markets import Market
+
+    connection = await asyncpg.connect(url)
+    try:
+        tokens: dict[str, list[str]] = {}
+        for market in Market:
+            for number in range(per_market):
+                _, token = await create_device(
+                    connection=connection, market=market, label=f"bench {market.value} {number}"
+                )
+                tokens.setdefault(market.value, []).append(token)
+    finally:
+        await connection.close()
+    return tokens
+
+
+class Backends:
+    """CPU of the PostgreSQL backends that serve one database (the services' pools), from
+    /proc: the backends alive at ``begin`` and those that connected since; one that exited
+    in between is not counted, nor are the shared writer and checkpointer processes."""
+
+    def __init__(self, url: str, exclude: set[int]) -> None:
+        """``exclude``: backends of the benchmark's own connections."""
+        self._url = url
+        self._exclude = exclude
+        self._before: dict[int, float] = {}
+        self.cpu_s = 0.0
+
+    async def _pids(self) -> list[int]:
+        connection = await asyncpg.connect(self._url)
+        try:
+            rows = await connection.fetch(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await connection.close()
+        return [int(row["pid"]) for row in rows if int(row["pid"]) not in self._exclude]
+
+    async def begin(self) -> None:
+        self._before = {pid: _cpu_or_zero(pid) for pid in await self._pids()}
+
+    async def end(self) -> None:
+        self.cpu_s = sum(
+            _cpu_or_zero(pid) - self._before.get(pid, 0.0) for pid in await self._pids()
+        )
+
+
+def _cpu_or_zero(pid: int) -> float:
+    try:
+        return cpu_s(pid)
+    except OSError:
+        return 0.0
 
 
 @dataclass

@@ -14,7 +14,9 @@ Two fast paths are built on its output, before timing:
 from __future__ import annotations
 
 import json
+import random
 import sys
+import zlib
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,7 +25,7 @@ from typing import Any
 from uuid import uuid4
 
 from bench.kit.load import ID_SLOT, Request
-from terrain_simulator.generator import DayOptions, field_day
+from terrain_simulator.generator import DayOptions, PlannedVisit, field_day
 from terrain_testkit.factories import raw_envelope
 
 TEMPLATES = 1_000  # distinct visits behind a benchmark's raw records
@@ -49,30 +51,78 @@ def _head(path: str, token: str, length: int) -> bytes:
     ).encode()
 
 
-def batch_requests(tokens: dict[str, str], items: int, count: int, seed: int) -> list[Request]:
-    """``count`` batch bodies of ``items`` visits each, each from one market's device (the
-    market's token in ``tokens``), as a phone's outbox flushes its own visits."""
+def _device(tokens: dict[str, list[str]], market: str, document: dict[str, Any]) -> str:
+    """The device of the document's agent in ``market``: each agent keeps one all day."""
+    devices = tokens[market]
+    return devices[zlib.crc32(document["agent"]["employee_id"].encode()) % len(devices)]
+
+
+def batch_requests(
+    tokens: dict[str, list[str]], items: int, count: int, seed: int
+) -> list[Request]:
+    """``count`` batch bodies of ``items`` visits each, each from one market's device (one
+    of the market's tokens in ``tokens``), as a phone's outbox flushes its own visits."""
     pending: dict[str, list[dict[str, Any]]] = defaultdict(list)
     built: list[Request] = []
     for document in field_documents(seed):
         market = document["agent"]["market"]
         pending[market].append(_stamped(document))
         if len(pending[market]) == items:
-            body = json.dumps({"submissions": pending.pop(market)}, ensure_ascii=False).encode()
-            built.append((_head("/v1/submissions/batch", tokens[market], len(body)), body))
+            visits = pending.pop(market)
+            body = json.dumps({"submissions": visits}, ensure_ascii=False).encode()
+            token = _device(tokens, market, visits[0])
+            built.append((_head("/v1/submissions/batch", token, len(body)), body))
             if len(built) == count:
                 return built
     raise AssertionError("unreachable: the field day is endless")
 
 
-def single_requests(tokens: dict[str, str], count: int, seed: int) -> list[Request]:
-    """``count`` single-submission bodies, each from its market's device."""
+def single_requests(tokens: dict[str, list[str]], count: int, seed: int) -> list[Request]:
+    """``count`` single-submission bodies, each from its agent's device."""
     built: list[Request] = []
     for document in islice(field_documents(seed), count):
         body = json.dumps(_stamped(document), ensure_ascii=False).encode()
-        token = tokens[document["agent"]["market"]]
+        token = _device(tokens, document["agent"]["market"], document)
         built.append((_head("/v1/submissions", token, len(body)), body))
     return built
+
+
+def realistic_requests(
+    tokens: dict[str, list[str]], options: DayOptions, *, batch_sizes: tuple[int, int] = (20, 150)
+) -> tuple[list[Request], list[PlannedVisit]]:
+    """The simulator's day as request bytes, in the order its field apps send it
+    (``terrain_simulator.runner``): a visit sent at once is a single POST per send (its
+    resends follow it), an offline outbox flushes its market's visits as one batch of
+    ``batch_sizes`` visits with their resends; a few invalid visits (4xx, or refused in
+    their batch). Also the planned visits, to tell what should be stored and alerted."""
+    rng = random.Random(options.seed)
+    visits = list(field_day(options, now=datetime.now(UTC)))
+    built: list[Request] = []
+    outboxes: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    sizes: dict[str, int] = {}
+
+    def flush(market: str) -> None:
+        box = outboxes.pop(market)
+        body = json.dumps({"submissions": box}, ensure_ascii=False).encode()
+        token = _device(tokens, market, box[0])
+        built.append((_head("/v1/submissions/batch", token, len(body)), body))
+
+    for visit in visits:
+        market = visit.market.value
+        documents = [_stamped(document) for document in visit.documents]
+        if visit.channel == "single":
+            for document in documents:
+                body = json.dumps(document, ensure_ascii=False).encode()
+                head = _head("/v1/submissions", _device(tokens, market, visit.document), len(body))
+                built.append((head, body))
+            continue
+        outboxes[market].extend(documents)
+        if len(outboxes[market]) >= sizes.setdefault(market, rng.randint(*batch_sizes)):
+            flush(market)
+            sizes.pop(market)
+    for market in list(outboxes):
+        flush(market)
+    return built, visits
 
 
 def raw_records(count: int, seed: int) -> tuple[list[RawRecord], list[str]]:

@@ -1,9 +1,9 @@
 """Every benchmark at its smallest size still runs end to end and prints its table: ingest
 (Kafka's ProducerPerformance, ingest as a process, the load generators), enrich + store
 (records produced, enrich as a process, the raw COPY), notify latency, end to end (the
-three services, the simulator's day, both raw limits) and the floor (the library steps,
-Kafka and COPY). Only that each completes: figures are the benchmarks' business, never a
-test's."""
+three services under each mix of requests, the COPY limit, the floor) and the floor (what
+the guarantees cost: validation, pseudonym, a batch produce, a batch store, a consume).
+Only that each completes: figures are the benchmarks' business, never a test's."""
 
 from __future__ import annotations
 
@@ -13,13 +13,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _smoke(module: str, timeout_s: float) -> str:
+def _smoke(module: str, timeout_s: float, *arguments: str) -> str:
     """``python -m bench.<module> --smoke``; its standard output once it succeeded."""
     completed = subprocess.run(
-        [sys.executable, "-m", f"bench.{module}", "--smoke"],
+        [sys.executable, "-m", f"bench.{module}", "--smoke", *arguments],
         cwd=ROOT,
         env=os.environ.copy(),
         capture_output=True,
@@ -53,17 +55,20 @@ def test_notify_latency_bench_smoke_prints_its_figures() -> None:
     assert {"p50_ms", "p99_ms", "alerts_delivered"} <= figures.keys()
 
 
-def test_end_to_end_bench_smoke_prints_its_tables() -> None:
-    output = _smoke("end_to_end", 240)
-    _has(output, "| sustained, request to stored row", "| urgent alert p50 / p99 while")
-    _has(output, "| urgent alert p50 / p99 at a steady")
-    _has(output, *(f"| {service} |" for service in ("ingest", "enrich", "notify")))
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("mix", ["batch", "realistic"])
+def test_end_to_end_bench_smoke_prints_its_tables(mix: str) -> None:
+    output = _smoke("end_to_end", 230, "--mix", mix)
+    _has(output, "| sustained, request to stored row", "| urgent alert p50 / p99 from the 202")
+    _has(output, *(f"| {name} |" for name in ("ingest", "enrich", "notify", "Kafka JVM")))
+    _has(output, "| PostgreSQL backends |", "| load generator |", "load generator: ")
 
 
-def test_floor_bench_smoke_prints_its_ceilings() -> None:
+def test_floor_bench_smoke_prints_the_floor() -> None:
     output = _smoke("floor", 100)
-    _has(output, "| aiokafka: produce", "| Kafka broker: take", "| PostgreSQL: COPY a row")
-    _has(output, "| ingest, batch endpoint", "| enrich + store", "| end to end")
+    _has(output, "| validate the field document", "| pseudonym of the number")
+    _has(output, "| produce acks=all", "| Kafka broker JVM: take", "| store once")
+    _has(output, "| PostgreSQL backend", "| consume", "| **floor**", "floor: ")
 
 
 def test_sampling_bench_smoke_prints_its_table() -> None:
