@@ -14,7 +14,7 @@ from aiokafka.errors import (
     OutOfOrderSequenceNumber,
 )
 
-from terrain_runtime.producer import DurableProducer
+from terrain_runtime.producer import DurableProducer, Record
 
 
 class StandIn:
@@ -163,7 +163,7 @@ async def test_a_batch_goes_whole_to_one_partition_and_the_next_batch_to_the_nex
 async def test_records_past_a_full_batch_go_in_another_on_the_next_partition() -> None:
     made, factory = producers()
     producer = DurableProducer(factory, client_id="test")
-    records = [(None, bytes(400), []) for _ in range(5)]
+    records: list[Record] = [(None, bytes(400), []) for _ in range(5)]
     assert await (await producer.send_batch("t", records)) == [0, 1, 2]
     assert [(p, len(values)) for p, values in made[0].batches] == [(0, 2), (1, 2), (2, 1)]
 
