@@ -217,6 +217,7 @@ async def test_resend_is_accepted_again_with_the_same_key(
         assert response.status_code == 202
     records = await read_topic(SUBMISSIONS_RAW.name(namespace), expect=2)
     assert {r.key for r in records} == {dakar_example["submission_id"].encode()}
+    assert len({r.partition for r in records}) == 1
     assert decode_raw_submission(records[0].value).submission.model_extra == {
         "future_field": {"from": "app 3.0"}
     }

@@ -207,12 +207,11 @@ async def test_a_failed_batch_with_a_lost_sequence_replaces_the_producer() -> No
     assert producer.generation == 1 and made[1].started
 
 
-async def test_sticky_records_share_a_partition_for_a_linger_period_then_move_on() -> None:
+async def test_records_with_one_affinity_share_its_partition_whole_batches_included() -> None:
     made, factory = producers()
-    producer = DurableProducer(factory, client_id="test", linger_s=0.05)
-    for value in (b"a", b"b"):
-        await producer.send("t", value, key=b"k", sticky=True)
-    await asyncio.sleep(0.06)
-    await producer.send("t", b"c", key=b"k", sticky=True)
+    producer = DurableProducer(factory, client_id="test")
+    await producer.send("t", b"a", key=b"k", affinity=27)
+    await producer.send_batch("t", [(None, b"b", []), (None, b"c", [])], affinity=27)
     await producer.send("t", b"d", key=b"k")  # the key chooses: aiokafka hashes it
-    assert made[0].partitions == [0, 0, 1, None]
+    assert made[0].partitions == [3, None]
+    assert made[0].batches == [(3, [b"b", b"c"])]

@@ -77,7 +77,6 @@ def make_producer(settings: TerrainSettings, *, client_id: str) -> DurableProduc
             request_timeout_ms=10_000,
         ),
         client_id=client_id,
-        linger_s=LINGER_MS / 1000,
     )
 
 

@@ -44,17 +44,17 @@ class DurableProducer:
     503, the app resends; downstream deduplicates on the submission id), the next ones go
     through a new producer with a new producer id.
 
-    Besides ``send`` (the key chooses the partition), it publishes where any partition will
-    do, because the consumers deduplicate by id wherever a resend lands: ``send_batch``
-    (a request's or a consumer batch's records as whole Kafka batches) and ``send(...,
-    sticky=True)``. Neither hashes a key in Python (6 us a record)."""
+    Besides the key (aiokafka hashes it in Python, 6 us a record), the partition can be
+    chosen by an ``affinity``: records with the same one land on the same partition, in the
+    order they were sent; ``send_batch`` sends a request's or a consumer batch's records as
+    whole Kafka batches, each on one partition. For topics whose consumers deduplicate by
+    id wherever a resend lands."""
 
     def __init__(
         self,
         factory: Callable[[], AIOKafkaProducer],
         *,
         client_id: str,
-        linger_s: float = 0.005,
         max_record_bytes: int = 1024 * 1024,
     ) -> None:
         self._factory = factory
@@ -63,11 +63,9 @@ class DurableProducer:
         self._generation = 0
         self._lock = asyncio.Lock()
         self._renewals: set[asyncio.Task[None]] = set()
-        self._linger_s = linger_s
         # aiokafka's max_request_size, which ``send`` checks each record against.
         self._max_record_bytes = max_record_bytes
-        self._turn: dict[str, int] = {}  # per topic, the last partition handed out
-        self._sticky_until: dict[str, float] = {}
+        self._turn: dict[str, int] = {}  # per topic, the last partition handed out in turn
 
     @property
     def client(self) -> Any:
@@ -94,20 +92,17 @@ class DurableProducer:
         *,
         key: bytes | None = None,
         headers: list[tuple[str, bytes]] | None = None,
-        sticky: bool = False,
+        affinity: int | None = None,
     ) -> asyncio.Future[RecordMetadata]:
-        """Queue a record; the returned future resolves when Kafka acknowledged it.
-
-        ``sticky``: the key does not choose the partition; records stay on one partition
-        for a linger period, so concurrent requests share a Kafka batch (as the Java
-        client's sticky partitioner does) instead of each making one on its own."""
+        """Queue a record; the returned future resolves when Kafka acknowledged it. Its
+        partition is the ``affinity``'s if one is given, else the key's."""
         generation = self._generation
         try:
-            future = await self._send(topic, value, key, headers, sticky)
+            future = await self._send(topic, value, key, headers, affinity)
         except FATAL_PRODUCER_ERRORS as error:
             await self._renew(generation, error)
             generation = self._generation
-            future = await self._send(topic, value, key, headers, sticky)
+            future = await self._send(topic, value, key, headers, affinity)
         future.add_done_callback(lambda f: self._check(f, generation))
         return future
 
@@ -117,64 +112,66 @@ class DurableProducer:
         value: bytes,
         key: bytes | None,
         headers: list[tuple[str, bytes]] | None,
-        sticky: bool,
+        affinity: int | None,
     ) -> asyncio.Future[RecordMetadata]:
-        partition = await self._sticky_partition(topic) if sticky else None
+        partition = None if affinity is None else await self._partition(topic, affinity)
         future: asyncio.Future[RecordMetadata] = await self._producer.send(
             topic, value, key=key, headers=headers, partition=partition
         )
         return future
 
-    async def send_batch(self, topic: str, records: Sequence[Record]) -> asyncio.Future[Any]:
-        """Queue ``records`` as whole Kafka batches, each on one partition (the next in
-        turn; the keys travel but do not choose it), sent without lingering: one append
-        per batch for the broker, one future for the caller, which resolves once Kafka
-        acknowledged every record (acks=all)."""
+    async def send_batch(
+        self, topic: str, records: Sequence[Record], *, affinity: int | None = None
+    ) -> asyncio.Future[Any]:
+        """Queue ``records`` as whole Kafka batches (as many as their size needs), sent
+        without lingering: one append per batch for the broker, one future for the caller,
+        which resolves once Kafka acknowledged every record (acks=all). The keys travel
+        but do not choose the partition: the ``affinity``'s, else the next in turn."""
         generation = self._generation
         try:
-            futures = await self._send_batches(topic, records)
+            futures = await self._send_batches(topic, records, affinity)
         except FATAL_PRODUCER_ERRORS as error:
             await self._renew(generation, error)
             generation = self._generation
-            futures = await self._send_batches(topic, records)
+            futures = await self._send_batches(topic, records, affinity)
         for future in futures:
             future.add_done_callback(lambda f: self._check(f, generation))
         return futures[0] if len(futures) == 1 else asyncio.gather(*futures)
 
     async def _send_batches(
-        self, topic: str, records: Sequence[Record]
+        self, topic: str, records: Sequence[Record], affinity: int | None
     ) -> list[asyncio.Future[Any]]:
         producer = self._producer
         futures: list[asyncio.Future[Any]] = []
         batch = producer.create_batch()
         for key, value, headers in records:
             if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                futures.append(await self._send_whole(topic, batch))
+                futures.append(await self._send_whole(topic, batch, affinity))
                 batch = producer.create_batch()
                 batch.append(key=key, value=value, timestamp=None, headers=headers)
             if batch.record_count() == 1 and batch.size() > self._max_record_bytes:
                 # What ``send`` refuses before it leaves, the broker would refuse later.
                 raise MessageSizeTooLargeError(f"a record of {batch.size()} bytes")
         if batch.record_count():
-            futures.append(await self._send_whole(topic, batch))
+            futures.append(await self._send_whole(topic, batch, affinity))
         return futures
 
-    async def _send_whole(self, topic: str, batch: Any) -> asyncio.Future[Any]:
+    async def _send_whole(
+        self, topic: str, batch: Any, affinity: int | None
+    ) -> asyncio.Future[Any]:
         batch.close()  # complete: no linger, and no other record joins it
-        partitions = await self._producer.partitions_for(topic)
-        partition = self._turn[topic] = (self._turn.get(topic, -1) + 1) % len(partitions)
+        if affinity is None:
+            partitions = len(await self._producer.partitions_for(topic))
+            partition = self._turn[topic] = (self._turn.get(topic, -1) + 1) % partitions
+        else:
+            partition = await self._partition(topic, affinity)
         future: asyncio.Future[Any] = await self._producer.send_batch(
             batch, topic, partition=partition
         )
         return future
 
-    async def _sticky_partition(self, topic: str) -> int:
-        partitions = await self._producer.partitions_for(topic)
-        now = asyncio.get_running_loop().time()
-        if now >= self._sticky_until.get(topic, 0.0) or topic not in self._turn:
-            self._sticky_until[topic] = now + self._linger_s
-            self._turn[topic] = (self._turn.get(topic, -1) + 1) % len(partitions)
-        return self._turn[topic] % len(partitions)
+    async def _partition(self, topic: str, affinity: int) -> int:
+        return affinity % len(await self._producer.partitions_for(topic))
 
     def _check(self, future: asyncio.Future[Any], generation: int) -> None:
         if future.cancelled():

@@ -122,27 +122,28 @@ def _submission_span(envelope: SubmissionReceivedV1, *, own_trace: bool) -> trac
     )
 
 
-async def publish(runtime: IngestRuntime, envelopes: list[SubmissionReceivedV1]) -> None:
+async def publish(
+    runtime: IngestRuntime, envelopes: list[SubmissionReceivedV1], device: Device
+) -> None:
     """Publish and wait for every acknowledgement, or raise a 503 Problem.
 
-    A batch's records go to Kafka as whole batches, each on one partition; a single one
-    joins whatever concurrent requests are sending. The partition is not the key's: a
-    resend may land on another partition, and enrich still stores it once (its
-    submission_id is the table's key)."""
+    A batch's records go to Kafka as whole batches, not one by one. The partition is the
+    device's, not the submission id's: a phone's records stay in one partition in the
+    order it sent them, so a resend still reaches enrich after what it resends (enrich
+    counts resends by their sent_at), and each batch is one append on one partition."""
     spans = [_submission_span(e, own_trace=len(envelopes) > 1) for e in envelopes]
-    producer, topic = runtime.producer, runtime.raw_topic
+    producer, topic, affinity = runtime.producer, runtime.raw_topic, device.device_id.int
     started = time.perf_counter()
     try:
         async with asyncio.timeout(runtime.settings.publish_timeout_s):
             if len(envelopes) == 1:
                 key, value, headers = _record(envelopes[0], spans[0])
                 acknowledged = await producer.send(
-                    topic, value, key=key, headers=headers, sticky=True
+                    topic, value, key=key, headers=headers, affinity=affinity
                 )
             else:
-                acknowledged = await producer.send_batch(
-                    topic, [_record(e, s) for e, s in zip(envelopes, spans, strict=True)]
-                )
+                records = [_record(e, s) for e, s in zip(envelopes, spans, strict=True)]
+                acknowledged = await producer.send_batch(topic, records, affinity=affinity)
             await acknowledged
         KAFKA_PUBLISH_DURATION.labels("ingest", SUBMISSIONS_RAW.id).observe(
             time.perf_counter() - started
@@ -240,7 +241,7 @@ async def post_submission(request: Request) -> JSONResponse:
             errors=rejected.errors,
             code="invalid-submission",
         ) from None
-    await publish(runtime, [envelope])
+    await publish(runtime, [envelope], device)
     SUBMISSIONS_RECEIVED.labels("accepted", device.market.value).inc()
     return JSONResponse(
         {"submission_id": str(envelope.submission_id), "status": "accepted"}, status_code=202
@@ -305,7 +306,7 @@ async def post_batch(request: Request) -> JSONResponse:
             {"index": index, "submission_id": str(envelope.submission_id), "status": "accepted"}
         )
     if accepted:
-        await publish(runtime, accepted)
+        await publish(runtime, accepted, device)
     SUBMISSIONS_RECEIVED.labels("accepted", device.market.value).inc(len(accepted))
     SUBMISSIONS_RECEIVED.labels("rejected", device.market.value).inc(len(items) - len(accepted))
     return JSONResponse(
