@@ -34,7 +34,8 @@ from terrain_cli.failed_repository import (
 )
 from terrain_contracts.headers import CONTENT_TYPE, JSON, REPLAY_OF
 from terrain_runtime.db import Connection
-from terrain_runtime.kafka import DurableProducer, make_producer
+from terrain_runtime.kafka import make_producer
+from terrain_runtime.producer import DurableProducer
 from terrain_runtime.settings import TerrainSettings
 from terrain_runtime.telemetry import setup_tracing
 from terrain_runtime.tracing import headers_for

@@ -15,14 +15,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import (
-    InvalidProducerEpoch,
-    OutOfOrderSequenceNumber,
-    ProducerFenced,
-    TopicAlreadyExistsError,
-    UnknownProducerId,
-)
-from aiokafka.structs import RecordMetadata
+from aiokafka.errors import TopicAlreadyExistsError
 from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
@@ -31,10 +24,14 @@ from opentelemetry.trace import TracerProvider
 
 from terrain_contracts.topics import TOPICS, TopicSpec
 from terrain_runtime.dlq import SourceRecord
-from terrain_runtime.metrics import KAFKA_PRODUCER_RENEWALS
+from terrain_runtime.producer import DurableProducer
 from terrain_runtime.settings import TerrainSettings
 
 log = logging.getLogger(__name__)
+
+# A few ms of linger lets concurrent requests share a produce request: higher throughput at
+# a latency cost far below the field app's network round trip.
+LINGER_MS = 5
 
 
 def make_broker(
@@ -50,9 +47,7 @@ def make_broker(
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
-        # A few ms of linger lets concurrent requests share a produce request: higher
-        # throughput at a latency cost far below the field app's network round trip.
-        linger_ms=5,
+        linger_ms=LINGER_MS,
         request_timeout_ms=10_000,
         middlewares=[KafkaTelemetryMiddleware(tracer_provider=tracer_provider), ErrorBackoff()],
         # A plain stdlib logger: its records go through our JSON handler, not FastStream's
@@ -60,6 +55,11 @@ def make_broker(
         logger=logging.getLogger(f"terrain.{client_id}.broker"),
         **options,
     )
+
+
+# The broker refuses a record batch above the topic's max.message.bytes (1 MiB + 12 by
+# default): a batch of 500 field submissions (about 550 kB) fits whole, one partition.
+MAX_BATCH_BYTES = 1_000_000
 
 
 def make_producer(settings: TerrainSettings, *, client_id: str) -> DurableProducer:
@@ -72,115 +72,12 @@ def make_producer(settings: TerrainSettings, *, client_id: str) -> DurableProduc
             client_id=client_id,
             acks="all",
             enable_idempotence=True,
-            linger_ms=5,
+            linger_ms=LINGER_MS,
+            max_batch_size=MAX_BATCH_BYTES,
             request_timeout_ms=10_000,
         ),
         client_id=client_id,
     )
-
-
-# Errors after which an idempotent aiokafka producer never sends again: its sender task
-# dies and every later send raises the same error (aio-libs/aiokafka#1017). The Java client
-# bumps its epoch and goes on; aiokafka does not, so we replace the producer.
-FATAL_PRODUCER_ERRORS: tuple[type[BaseException], ...] = (
-    OutOfOrderSequenceNumber,
-    ProducerFenced,
-    InvalidProducerEpoch,
-    UnknownProducerId,
-)
-
-
-class DurableProducer:
-    """An idempotent aiokafka producer that replaces itself when the broker loses its
-    sequence (seen after a broker restart under load): without this, ingest would answer
-    503 until someone restarted it. Records in flight at that moment fail (ingest answers
-    503, the app resends; downstream deduplicates on the submission id), the next ones go
-    through a new producer with a new producer id."""
-
-    def __init__(self, factory: Callable[[], AIOKafkaProducer], *, client_id: str) -> None:
-        self._factory = factory
-        self._client_id = client_id
-        self._producer = factory()
-        self._generation = 0
-        self._lock = asyncio.Lock()
-        self._renewals: set[asyncio.Task[None]] = set()
-
-    @property
-    def client(self) -> Any:
-        return self._producer.client
-
-    @property
-    def generation(self) -> int:
-        """How many times the producer was replaced."""
-        return self._generation
-
-    async def start(self) -> None:
-        await self._producer.start()
-
-    async def stop(self) -> None:
-        for task in list(self._renewals):
-            with contextlib.suppress(Exception):
-                await task
-        await self._producer.stop()
-
-    async def send(
-        self,
-        topic: str,
-        value: bytes,
-        *,
-        key: bytes | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> asyncio.Future[RecordMetadata]:
-        """Queue a record; the returned future resolves when Kafka acknowledged it."""
-        generation = self._generation
-        try:
-            future: asyncio.Future[RecordMetadata] = await self._producer.send(
-                topic, value, key=key, headers=headers
-            )
-        except FATAL_PRODUCER_ERRORS as error:
-            await self._renew(generation, error)
-            generation = self._generation
-            future = await self._producer.send(topic, value, key=key, headers=headers)
-        future.add_done_callback(lambda f: self._check(f, generation))
-        return future
-
-    def _check(self, future: asyncio.Future[RecordMetadata], generation: int) -> None:
-        if future.cancelled():
-            return
-        error = future.exception()
-        if isinstance(error, FATAL_PRODUCER_ERRORS) and generation == self._generation:
-            task = asyncio.ensure_future(self._renew_quietly(generation, error))
-            self._renewals.add(task)
-            task.add_done_callback(self._renewals.discard)
-
-    async def _renew_quietly(self, generation: int, error: BaseException) -> None:
-        try:
-            await self._renew(generation, error)
-        except Exception as failure:  # the broker is still away; sends will say so
-            log.warning("%s: new producer not started: %s", self._client_id, failure)
-
-    async def _renew(self, generation: int, error: BaseException) -> None:
-        async with self._lock:
-            if generation != self._generation:
-                return  # another failed record renewed it already
-            log.warning(
-                "%s: idempotent producer lost its sequence (%s); starting a new one",
-                self._client_id,
-                type(error).__name__,
-            )
-            new = self._factory()
-            try:
-                await new.start()
-            except BaseException:
-                # Broker still away: keep the old one, the next failure tries again.
-                with contextlib.suppress(Exception):
-                    await new.stop()
-                raise
-            old, self._producer = self._producer, new
-            self._generation += 1
-            KAFKA_PRODUCER_RENEWALS.labels(self._client_id).inc()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(old.stop(), timeout=10)
 
 
 async def kafka_reachable(producer: DurableProducer | AIOKafkaProducer, timeout_s: float) -> bool:

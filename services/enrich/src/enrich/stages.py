@@ -30,7 +30,6 @@ from terrain_contracts.messages import SubmissionStoredV1
 from terrain_contracts.topics import SUBMISSIONS_RAW
 from terrain_runtime.db import Connection
 from terrain_runtime.dlq import Failure, SourceRecord
-from terrain_runtime.kafka import DurableProducer
 from terrain_runtime.metrics import END_TO_END_LATENCY as STORE_LATENCY
 from terrain_runtime.metrics import RECORDS_PROCESSED
 from terrain_runtime.pipeline import (
@@ -39,6 +38,7 @@ from terrain_runtime.pipeline import (
     consumer_pipeline,
     with_db_retry,
 )
+from terrain_runtime.producer import DurableProducer, Record
 from terrain_runtime.sampling import Keep
 from terrain_runtime.tracing import context_from_headers, headers_for, submission_attributes
 
@@ -89,8 +89,13 @@ class EnrichRuntime:
         self, stored: list[tuple[SubmissionRow, Stored]], times: StoreTimes
     ) -> list[Awaitable[object]]:
         """Each stored submission to the enriched topic (a duplicate too: the first publish
-        may have been lost with the crash that caused the redelivery; notify deduplicates)."""
-        pending: list[Awaitable[object]] = []
+        may have been lost with the crash that caused the redelivery; notify deduplicates),
+        the batch's records as whole Kafka batches, each on one partition: notify stores an
+        alert once per submission and rule, wherever its record lands."""
+        if not stored:
+            return []
+        records: list[Record] = []
+        spans: list[trace.Span] = []
         now = datetime.now(UTC)
         for row, item in stored:
             RECORDS_PROCESSED.labels(
@@ -101,6 +106,7 @@ class EnrichRuntime:
                     (now - row.received.received_at).total_seconds()
                 )
             span = _submission_spans(row, item.duplicate, times)
+            spans.append(span)
             message = SubmissionStoredV1(
                 submission_id=item.submission_id,
                 market=row.received.submission.agent.market,
@@ -111,25 +117,27 @@ class EnrichRuntime:
             )
             # The enriched record carries the submission's trace on (its span is the parent).
             headers = [(k, v.encode()) for k, v in headers_for(span).items()]
-            try:
-                ack = await self.producer.send(
-                    self.enriched_topic,
+            records.append(
+                (
+                    str(item.submission_id).encode(),
                     message.model_dump_json().encode(),
-                    key=str(item.submission_id).encode(),
-                    headers=[_JSON, *headers],
+                    [_JSON, *headers],
                 )
-            except BaseException:
-                span.end()
-                raise
-            # The submission's span stays open until Kafka acknowledged its enriched record
-            # (a callback, not a task per record: gather wraps coroutines in tasks).
-            ack.add_done_callback(partial(_end_span, span))
-            pending.append(ack)
-        return pending
+            )
+        try:
+            ack = await self.producer.send_batch(self.enriched_topic, records)
+        except BaseException:
+            _end_spans(spans, None)
+            raise
+        # The submissions' spans stay open until Kafka acknowledged their enriched records
+        # (a callback, not a task per record: gather wraps coroutines in tasks).
+        ack.add_done_callback(partial(_end_spans, spans))
+        return [ack]
 
 
-def _end_span(span: trace.Span, _: object) -> None:
-    span.end()
+def _end_spans(spans: list[trace.Span], _: object) -> None:
+    for span in spans:
+        span.end()
 
 
 async def _store(

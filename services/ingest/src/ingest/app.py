@@ -9,14 +9,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import make_asgi_app
 
 from ingest import SERVICE, __version__
 from ingest.body import BodyBudget, DrainUnreadBody
 from ingest.devices import DeviceDirectory, DirectoryUnavailable
+from ingest.door import SubmissionDoor
 from ingest.logic import Device
-from ingest.observability import RequestMetrics
+from ingest.observability import RequestMetrics, RequestSpan
 from ingest.openapi import build_openapi
 from ingest.overload import LoadShedding
 from ingest.problems import Problem, UnforeseenErrors
@@ -86,22 +86,16 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         description="The field app's API: one door in, durable before 2xx, strict with bad input.",
         lifespan=lifespan,
         # FastAPI's native telemetry would add a second request span and duplicate our
-        # metrics; the instrumentor below is configured with our provider and exclusions.
+        # metrics: RequestSpan below makes the one request span, RequestMetrics the metrics.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.include_router(router)
-    FastAPIInstrumentor.instrument_app(
-        app,
-        tracer_provider=tracer_provider,
-        excluded_urls="healthz,readyz,metrics",
-        # One span per request: the per-message "http receive"/"http send" spans told an
-        # SRE nothing the request span does not, and cost a sixth of a single POST's CPU.
-        exclude_spans=["receive", "send"],
-    )
     app.mount("/metrics", make_asgi_app(registry=metrics_registry()))
-    # The first added is the innermost: an unforeseen error becomes a 500 problem that the
-    # metrics count, and every early answer, the 503 of load shedding included, first reads
-    # what is left of the body.
+    # The first added is the innermost: the write endpoints are served past FastAPI's
+    # router; an unforeseen error becomes a 500 problem that the metrics count and the
+    # request span shows; every early answer, the 503 of load shedding included, first
+    # reads what is left of the body.
+    app.add_middleware(SubmissionDoor, routes=router.routes)
     app.add_middleware(UnforeseenErrors)
     app.add_middleware(LoadShedding, max_in_flight=settings.max_in_flight)
     app.add_middleware(RequestMetrics)
@@ -109,6 +103,9 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         DrainUnreadBody,
         max_bytes=settings.max_drained_body_bytes,
         timeout_s=settings.drain_timeout_s,
+    )
+    app.add_middleware(
+        RequestSpan, tracer_provider=tracer_provider, excluded=("/healthz", "/readyz", "/metrics")
     )
 
     @app.exception_handler(Problem)

@@ -33,13 +33,14 @@ from ingest.settings import IngestSettings
 from terrain_contracts.headers import CONTENT_TYPE, JSON
 from terrain_contracts.messages import SubmissionReceivedV1
 from terrain_contracts.topics import SUBMISSIONS_RAW
-from terrain_runtime.kafka import DurableProducer, kafka_reachable
+from terrain_runtime.kafka import kafka_reachable
 from terrain_runtime.metrics import (
     KAFKA_PUBLISH_DURATION,
     KAFKA_PUBLISH_FAILURES,
     SUBMISSIONS_RECEIVED,
 )
 from terrain_runtime.privacy import Pseudonymiser, RedactionBudget, Sealer
+from terrain_runtime.producer import DurableProducer
 from terrain_runtime.sampling import Keep
 from terrain_runtime.tracing import headers_for, submission_attributes
 
@@ -124,32 +125,29 @@ def _submission_span(envelope: SubmissionReceivedV1, *, own_trace: bool) -> trac
     )
 
 
-async def publish(runtime: IngestRuntime, envelopes: list[SubmissionReceivedV1]) -> None:
-    """Publish and wait for every acknowledgement, or raise a 503 Problem."""
+async def publish(
+    runtime: IngestRuntime, envelopes: list[SubmissionReceivedV1], device: Device
+) -> None:
+    """Publish and wait for every acknowledgement, or raise a 503 Problem.
+
+    A batch's records go to Kafka as whole batches, not one by one. The partition is the
+    device's, not the submission id's: a phone's records stay in one partition in the
+    order it sent them, so a resend still reaches enrich after what it resends (enrich
+    counts resends by their sent_at), and each batch is one append on one partition."""
     spans = [_submission_span(e, own_trace=len(envelopes) > 1) for e in envelopes]
-
-    async def send_all() -> None:
-        pending = []
-        for envelope, span in zip(envelopes, spans, strict=True):
-            headers = [(CONTENT_TYPE, JSON.encode())]
-            headers += [(k, v.encode()) for k, v in headers_for(span).items()]
-            pending.append(
-                await runtime.producer.send(
-                    runtime.raw_topic,
-                    envelope.model_dump_json().encode(),
-                    key=str(envelope.submission_id).encode(),
-                    headers=headers,
-                )
-            )
-        try:
-            await asyncio.gather(*pending)
-        finally:
-            for span in spans:
-                span.end()
-
+    producer, topic, affinity = runtime.producer, runtime.raw_topic, device.device_id.int
     started = time.perf_counter()
     try:
-        await asyncio.wait_for(send_all(), timeout=runtime.settings.publish_timeout_s)
+        async with asyncio.timeout(runtime.settings.publish_timeout_s):
+            if len(envelopes) == 1:
+                key, value, headers = _record(envelopes[0], spans[0])
+                acknowledged = await producer.send(
+                    topic, value, key=key, headers=headers, affinity=affinity
+                )
+            else:
+                records = [_record(e, s) for e, s in zip(envelopes, spans, strict=True)]
+                acknowledged = await producer.send_batch(topic, records, affinity=affinity)
+            await acknowledged
         KAFKA_PUBLISH_DURATION.labels("ingest", SUBMISSIONS_RAW.id).observe(
             time.perf_counter() - started
         )
@@ -157,6 +155,20 @@ async def publish(runtime: IngestRuntime, envelopes: list[SubmissionReceivedV1])
         KAFKA_PUBLISH_FAILURES.labels("ingest", SUBMISSIONS_RAW.id).inc()
         log.warning("kafka unavailable: %s", type(error).__name__)
         raise _unavailable() from None
+    finally:
+        for span in spans:
+            span.end()
+
+
+_JSON = (CONTENT_TYPE, JSON.encode())
+
+
+def _record(
+    envelope: SubmissionReceivedV1, span: trace.Span
+) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """Key, value and headers of the envelope's raw-topic record."""
+    headers = [_JSON, *((k, v.encode()) for k, v in headers_for(span).items())]
+    return str(envelope.submission_id).encode(), envelope.model_dump_json().encode(), headers
 
 
 def _unavailable() -> Problem:
@@ -232,7 +244,7 @@ async def post_submission(request: Request) -> JSONResponse:
             errors=rejected.errors,
             code="invalid-submission",
         ) from None
-    await publish(runtime, [envelope])
+    await publish(runtime, [envelope], device)
     SUBMISSIONS_RECEIVED.labels("accepted", device.market.value).inc()
     return JSONResponse(
         {"submission_id": str(envelope.submission_id), "status": "accepted"}, status_code=202
@@ -297,7 +309,7 @@ async def post_batch(request: Request) -> JSONResponse:
             {"index": index, "submission_id": str(envelope.submission_id), "status": "accepted"}
         )
     if accepted:
-        await publish(runtime, accepted)
+        await publish(runtime, accepted, device)
     SUBMISSIONS_RECEIVED.labels("accepted", device.market.value).inc(len(accepted))
     SUBMISSIONS_RECEIVED.labels("rejected", device.market.value).inc(len(items) - len(accepted))
     return JSONResponse(
