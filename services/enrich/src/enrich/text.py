@@ -18,11 +18,11 @@ import re
 import unicodedata
 
 from enrich.lexicon import (
-    FRAGMENTS,
+    FRAGMENTS_BY_PREFIX,
     LEXICON,
     LITERAL_RUN,
-    LONGEST_FRAGMENT,
     NEGATION,
+    PATTERNS_BY_FRAGMENT,
     STOPWORDS,
 )
 from terrain_contracts.vocabulary import Signal
@@ -66,15 +66,13 @@ def detect_language(text: str | None, hint: str | None = None) -> str | None:
 
 def _fragments_in(folded: str) -> set[str]:
     """The lexicon's fragments that occur in the text: a fragment is a run of the same
-    letters as a run of the text, so it occurs iff it is a substring of one such run."""
+    letters as a run of the text, so it occurs iff one such run has it at some position."""
     present: set[str] = set()
     for run in LITERAL_RUN.findall(folded):
-        size = len(run)
-        for start in range(size - 2):
-            for end in range(start + 3, min(size, start + LONGEST_FRAGMENT) + 1):
-                piece = run[start:end]
-                if piece in FRAGMENTS:
-                    present.add(piece)
+        for start in range(len(run) - 2):
+            for fragment in FRAGMENTS_BY_PREFIX.get(run[start : start + 3], ()):
+                if run.startswith(fragment, start):
+                    present.add(fragment)
     return present
 
 
@@ -83,10 +81,13 @@ def detect_signals(text: str | None) -> list[Signal]:
     if not text:
         return []
     folded = fold(text)
-    present = _fragments_in(folded)
+    # Only the patterns one of whose fragments occurs can match; which signal a pattern
+    # finds does not depend on the order they are tried in.
+    candidates = {i for f in _fragments_in(folded) for i in PATTERNS_BY_FRAGMENT[f]}
     found: set[Signal] = set()
-    for pattern in LEXICON:
-        if pattern.signal in found or not pattern.fragments & present:
+    for index in sorted(candidates):
+        pattern = LEXICON[index]
+        if pattern.signal in found:
             continue
         for match in pattern.regex.finditer(folded):
             if pattern.negatable and NEGATION.search(
