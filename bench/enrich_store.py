@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import platform
 import subprocess
 import sys
@@ -83,6 +85,7 @@ async def run_enrich(url: str, namespace: str, count: int, consumers: int) -> di
     connection = await asyncpg.connect(url)
     first: float | None = None
     cpu_at_first = 0.0
+    backends_at_first: dict[int, float] = {}
     idle_rss = peak = 0.0
     try:
         while True:
@@ -94,6 +97,7 @@ async def run_enrich(url: str, namespace: str, count: int, consumers: int) -> di
             if stored and first is None:
                 first = now
                 cpu_at_first = sum(cpu_s(p.pid) for p in processes)
+                backends_at_first = await backend_cpu(connection)
             if stored >= count:
                 break
             if any(p.returncode is not None for p in processes) or now - started > 900:
@@ -101,6 +105,8 @@ async def run_enrich(url: str, namespace: str, count: int, consumers: int) -> di
             await asyncio.sleep(0.05)
         end_rss, peak = rss_mb(process.pid)
         cpu_used = sum(cpu_s(p.pid) for p in processes) - cpu_at_first
+        backends = await backend_cpu(connection)
+        backend_used = sum(s - backends_at_first.get(pid, 0.0) for pid, s in backends.items())
     finally:
         await connection.close()
         for each in processes:
@@ -116,7 +122,23 @@ async def run_enrich(url: str, namespace: str, count: int, consumers: int) -> di
         "rss_end_mb": end_rss,
         "rss_peak_mb": peak,
         "cpu_us_per_submission": cpu_used / count * 1e6,
+        "backend_us_per_submission": backend_used / count * 1e6,
+        "load_1m": os.getloadavg()[0],
     }
+
+
+async def backend_cpu(connection: asyncpg.Connection[asyncpg.Record]) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend serving the bench's database (enrich's pool),
+    this watching connection left out: the server's share of a stored submission."""
+    pids = await connection.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+    )
+    found = {}
+    for row in pids:
+        with contextlib.suppress(OSError):
+            found[row["pid"]] = cpu_s(row["pid"])
+    return found
 
 
 async def main(count: int, record: bool, consumers: int) -> None:
@@ -175,7 +197,9 @@ def table(
             f"{enrich['rss_end_mb']:.0f} MB at "
             f"the end, {enrich['rss_peak_mb']:.0f} MB peak; startup to first stored row "
             f"{enrich['startup_s']:.1f}s; enrich CPU {enrich['cpu_us_per_submission']:.0f} µs "
-            f"per submission (all processes; the first batch's share is left out)",
+            f"per submission (all processes; the first batch's share is left out), its "
+            f"PostgreSQL backends {enrich['backend_us_per_submission']:.0f} µs per submission; "
+            f"load average (1 min) as enrich finished {enrich['load_1m']:.2f}",
         ]
     )
 
