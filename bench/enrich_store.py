@@ -240,10 +240,12 @@ async def main(count: int, record: bool, consumers: int, rate: int) -> None:
         print(f"produced in {time.monotonic() - t:.1f}s", file=sys.stderr)
         enrich = await run_enrich(url, namespace, count, consumers)
         copy = await copy_limit(url, records, histories)
-    report = table(count, enrich, copy, server, consumers)
-    print(report)
-    if record:
-        results.append(report)
+        # Before the database is dropped: a drop refused (an autovacuum worker on the
+        # fresh table) must not lose the run.
+        report = table(count, enrich, copy, server, consumers)
+        print(report, flush=True)
+        if record:
+            results.append(report)
 
 
 def table(
