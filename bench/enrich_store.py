@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import platform
 import subprocess
 import sys
@@ -83,6 +85,7 @@ async def run_enrich(url: str, namespace: str, count: int, consumers: int) -> di
     connection = await asyncpg.connect(url)
     first: float | None = None
     cpu_at_first = 0.0
+    backends_at_first: dict[int, float] = {}
     idle_rss = peak = 0.0
     try:
         while True:
@@ -94,6 +97,7 @@ async def run_enrich(url: str, namespace: str, count: int, consumers: int) -> di
             if stored and first is None:
                 first = now
                 cpu_at_first = sum(cpu_s(p.pid) for p in processes)
+                backends_at_first = await backend_cpu(connection)
             if stored >= count:
                 break
             if any(p.returncode is not None for p in processes) or now - started > 900:
@@ -101,6 +105,8 @@ async def run_enrich(url: str, namespace: str, count: int, consumers: int) -> di
             await asyncio.sleep(0.05)
         end_rss, peak = rss_mb(process.pid)
         cpu_used = sum(cpu_s(p.pid) for p in processes) - cpu_at_first
+        backends = await backend_cpu(connection)
+        backend_used = sum(s - backends_at_first.get(pid, 0.0) for pid, s in backends.items())
     finally:
         await connection.close()
         for each in processes:
@@ -116,10 +122,98 @@ async def run_enrich(url: str, namespace: str, count: int, consumers: int) -> di
         "rss_end_mb": end_rss,
         "rss_peak_mb": peak,
         "cpu_us_per_submission": cpu_used / count * 1e6,
+        "backend_us_per_submission": backend_used / count * 1e6,
+        "load_1m": os.getloadavg()[0],
     }
 
 
-async def main(count: int, record: bool, consumers: int) -> None:
+async def backend_cpu(connection: asyncpg.Connection[asyncpg.Record]) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend serving the bench's database (enrich's pool),
+    this watching connection left out: the server's share of a stored submission."""
+    pids = await connection.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+    )
+    found = {}
+    for row in pids:
+        with contextlib.suppress(OSError):
+            found[row["pid"]] = cpu_s(row["pid"])
+    return found
+
+
+async def run_steady(
+    url: str, namespace: str, records: list[RawRecord], rate: int
+) -> dict[str, float]:
+    """Enrich with its own batch settings, fed ``rate`` records/s (open loop, 10 ms ticks)
+    once it stored a warm-up record: the small batches a real day gives. Latency is from
+    the record's Kafka timestamp (stamped as it is sent) to its ``stored_at``; batches are
+    counted by distinct ``stored_at`` (``now()`` is one per statement)."""
+    topic = SUBMISSIONS_RAW.name(namespace)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "enrich", cwd=ROOT, stdout=subprocess.DEVNULL,
+        env=service_env(url, namespace, KAFKA_BOOTSTRAP_SERVERS=KAFKA, TERRAIN_LOG_LEVEL="WARNING"),
+    )  # fmt: skip
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", enable_idempotence=True)
+    await producer.start()
+    connection = await asyncpg.connect(url)
+    count = "SELECT count(*) FROM terrain.submissions"
+    try:
+        await producer.send_and_wait(topic, records[0][1], key=records[0][0])
+        while not await connection.fetchval(count):
+            if process.returncode is not None:
+                raise RuntimeError("enrich stopped")
+            await asyncio.sleep(0.1)
+        cpu_at_start, backends_at_start = cpu_s(process.pid), await backend_cpu(connection)
+        pending = []
+        started = time.monotonic()
+        for n, (key, value) in enumerate(records[1:], start=1):
+            if (due := started + n / rate - time.monotonic()) > 0:
+                await asyncio.sleep(due)
+            pending.append(await producer.send(topic, value, key=key))
+        sent = await asyncio.gather(*pending)
+        while await connection.fetchval(count) < len(records):
+            if process.returncode is not None:
+                raise RuntimeError("enrich stopped")
+            await asyncio.sleep(0.05)
+        cpu_used = cpu_s(process.pid) - cpu_at_start
+        backends = await backend_cpu(connection)
+        rows = await connection.fetch(
+            "SELECT source_partition, source_offset, stored_at FROM terrain.submissions"
+        )
+    finally:
+        await connection.close()
+        await producer.stop()
+        process.terminate()
+        await asyncio.wait_for(process.wait(), timeout=60)
+    stored = {(r["source_partition"], r["source_offset"]): r["stored_at"] for r in rows}
+    latencies = sorted(
+        stored[(m.partition, m.offset)].timestamp() - m.timestamp / 1000 for m in sent
+    )
+    backend_used = sum(s - backends_at_start.get(pid, 0.0) for pid, s in backends.items())
+    return {
+        "rate": rate,
+        "visits": len(sent),
+        "batches": len({r["stored_at"] for r in rows}) - 1,  # the warm-up's left out
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+        "cpu_us_per_submission": cpu_used / len(sent) * 1e6,
+        "backend_us_per_submission": backend_used / len(sent) * 1e6,
+        "load_1m": os.getloadavg()[0],
+    }
+
+
+def steady_line(steady: dict[str, float]) -> str:
+    return (
+        f"steady {steady['rate']:,.0f}/s: {steady['visits']:,.0f} visits in "
+        f"{steady['batches']:,.0f} batches ({steady['visits'] / steady['batches']:.0f} a batch);"
+        f" Kafka timestamp to stored_at p50 {steady['p50_ms']:.0f} ms, p99 "
+        f"{steady['p99_ms']:.0f} ms; enrich CPU {steady['cpu_us_per_submission']:.0f} µs, its "
+        f"PostgreSQL backends {steady['backend_us_per_submission']:.0f} µs per submission; "
+        f"load average (1 min) {steady['load_1m']:.2f}"
+    )
+
+
+async def main(count: int, record: bool, consumers: int, rate: int) -> None:
     namespace = f"bench{uuid4().hex[:8]}."
     async with (
         throwaway_database("terrain_bench", admin_url=admin_database_url()) as url,
@@ -138,15 +232,20 @@ async def main(count: int, record: bool, consumers: int) -> None:
         server = str(await connection.fetchval("SHOW server_version"))
         await connection.close()
         print(f"built {count} records in {time.monotonic() - t:.1f}s", file=sys.stderr)
+        if rate:
+            print(steady_line(await run_steady(url, namespace, records, rate)))
+            return
         t = time.monotonic()
         await produce_all(SUBMISSIONS_RAW.name(namespace), records)
         print(f"produced in {time.monotonic() - t:.1f}s", file=sys.stderr)
         enrich = await run_enrich(url, namespace, count, consumers)
         copy = await copy_limit(url, records, histories)
-    report = table(count, enrich, copy, server, consumers)
-    print(report)
-    if record:
-        results.append(report)
+        # Before the database is dropped: a drop refused (an autovacuum worker on the
+        # fresh table) must not lose the run.
+        report = table(count, enrich, copy, server, consumers)
+        print(report, flush=True)
+        if record:
+            results.append(report)
 
 
 def table(
@@ -175,7 +274,9 @@ def table(
             f"{enrich['rss_end_mb']:.0f} MB at "
             f"the end, {enrich['rss_peak_mb']:.0f} MB peak; startup to first stored row "
             f"{enrich['startup_s']:.1f}s; enrich CPU {enrich['cpu_us_per_submission']:.0f} µs "
-            f"per submission (all processes; the first batch's share is left out)",
+            f"per submission (all processes; the first batch's share is left out), its "
+            f"PostgreSQL backends {enrich['backend_us_per_submission']:.0f} µs per submission; "
+            f"load average (1 min) as enrich finished {enrich['load_1m']:.2f}",
         ]
     )
 
@@ -186,5 +287,9 @@ if __name__ == "__main__":
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--consumers", type=int, default=1, help="enrich processes, one group")
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
+    parser.add_argument(
+        "--rate", type=int, default=0, help="instead: feed --count records at this rate/s"
+    )
     args = parser.parse_args()
-    asyncio.run(main(3_000 if args.smoke else args.count, args.record, args.consumers))
+    count = 3_000 if args.smoke else args.count
+    asyncio.run(main(count, args.record, args.consumers, args.rate))

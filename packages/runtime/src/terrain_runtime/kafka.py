@@ -212,17 +212,30 @@ async def keep_bytes(message: Any) -> Any:
 
 
 def batch_subscriber(
-    broker: KafkaBroker, topic: str, *, group_id: str, max_records: int, timeout_ms: int
+    broker: KafkaBroker,
+    topic: str,
+    *,
+    group_id: str,
+    max_records: int,
+    timeout_ms: int,
+    fetch_min_bytes: int = 1,
+    fetch_max_wait_ms: int = 500,
 ) -> Callable[[Callable[[Any], Awaitable[None]]], Any]:
     """The one way Terrain consumes: batches of raw bytes, offsets committed only after the
     handler returns; on an exception the batch is rewound so nothing is committed past an
-    unprocessed record (and ErrorBackoff waits before it comes back)."""
+    unprocessed record (and ErrorBackoff waits before it comes back).
+
+    A poll returns what is already fetched, however little: ``fetch_min_bytes`` lets the
+    broker hold a fetch until that much is there, for at most ``fetch_max_wait_ms``, so
+    that a moderate rate still gives batches worth their per-batch costs."""
     subscriber: Callable[[Callable[[Any], Awaitable[None]]], Any] = broker.subscriber(
         topic,
         group_id=group_id,
         batch=True,
         max_records=max_records,
         batch_timeout_ms=timeout_ms,
+        fetch_min_bytes=fetch_min_bytes,
+        fetch_max_wait_ms=fetch_max_wait_ms,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=keep_bytes,

@@ -15,10 +15,10 @@ The commit is FastStream's, after ``run`` returns: by then every stored row is p
 and every failure is in PostgreSQL and acknowledged by Kafka. The dead-letter budget is
 checked last, so what a stopping consumer stored is also published.
 
-Why bisection for refused batches: a batch is one COPY and one statement (the hot path,
-one round trip), and PostgreSQL aborts it whole for one bad value. Halving it until the
-refused rows stand alone costs about 2·log2(n) attempts per culprit (18 for one bad
-record in 500) instead of n, and nothing at all while no record is refused.
+Why bisection for refused batches: a batch is one statement (the hot path, one round
+trip), and PostgreSQL aborts it whole for one bad value. Halving it until the refused
+rows stand alone costs about 2·log2(n) attempts per culprit (18 for one bad record in
+500) instead of n, and nothing at all while no record is refused.
 """
 
 from __future__ import annotations

@@ -42,6 +42,8 @@ def create_app(settings: EnrichSettings | None = None) -> FastStream:
         group_id=settings.group_id,
         max_records=settings.batch_max_records,
         timeout_ms=settings.batch_timeout_ms,
+        fetch_min_bytes=settings.batch_fetch_min_bytes,
+        fetch_max_wait_ms=settings.batch_fetch_max_wait_ms,
     )
     async def on_raw_submissions(message: KafkaMessage) -> None:
         records = source_records(message)

@@ -198,7 +198,7 @@ def _submission_spans(row: SubmissionRow, duplicate: bool, times: StoreTimes) ->
         attributes={
             **attributes,
             "db.system": "postgresql",
-            "db.operation": "COPY + INSERT ON CONFLICT DO NOTHING",
+            "db.operation": "INSERT ON CONFLICT DO NOTHING",
             "db.sql.table": "terrain.submissions",
         },
     )
