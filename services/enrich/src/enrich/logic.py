@@ -28,9 +28,8 @@ from terrain_contracts.vocabulary import FailureReason
 from terrain_runtime.dlq import Failure, SourceRecord
 from terrain_runtime.pipeline import decode_envelope
 
-# Bumped with any change of what enrichment computes (the lexicon has its own version);
-# 3: the town of a fix is chosen from its H3 cell's centre (geo.py).
-ENRICHER_VERSION = f"3+lexicon.{LEXICON_VERSION}"
+# Bumped with any change of what enrichment computes (the lexicon has its own version).
+ENRICHER_VERSION = f"2+lexicon.{LEXICON_VERSION}"
 
 
 @dataclass(frozen=True, slots=True)
