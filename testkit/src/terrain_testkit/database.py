@@ -38,10 +38,21 @@ async def create_database(prefix: str, *, admin_url: str | None = None) -> str:
 
 
 async def drop_database(url: str, *, admin_url: str | None = None) -> None:
-    """Drop the database of ``url``, even with connections still open to it."""
+    """Drop the database of ``url``, even with connections still open to it. An autovacuum
+    worker on a freshly loaded table belongs to the server, which our role may not
+    terminate (SQLSTATE 42501): it ends on its own within moments, so try again."""
     admin = await asyncpg.connect(admin_url or ADMIN_DATABASE_URL)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+        for attempt in range(20):
+            try:
+                await admin.execute(
+                    f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'
+                )
+                return
+            except asyncpg.InsufficientPrivilegeError:
+                if attempt == 19:
+                    raise
+                await asyncio.sleep(0.5)
     finally:
         await admin.close()
 
