@@ -35,14 +35,24 @@ def unsampled_parent() -> otel_context.Context:
     return trace.set_span_in_context(NonRecordingSpan(span))
 
 
+_PROCESSOR = SimpleSpanProcessor(_EXPORTER)
+
+
 def install() -> None:
     provider = TracerProvider(sampler=SubmissionSampler(0.0))
-    provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+    provider.add_span_processor(_PROCESSOR)
     trace.set_tracer_provider(provider)
 
 
 @pytest.fixture
 def exported() -> Iterator[InMemorySpanExporter]:
+    # Collecting the whole suite has been seen to leave the process's provider without its
+    # processor (the other floors' test modules import the services too): attach it again.
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        processors = provider._active_span_processor._span_processors
+        if _PROCESSOR not in processors:
+            provider.add_span_processor(_PROCESSOR)
     _EXPORTER.clear()
     yield _EXPORTER
     _EXPORTER.clear()
