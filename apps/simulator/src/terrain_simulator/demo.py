@@ -41,11 +41,14 @@ async def field_day(
 ) -> None:
     """Replay a 'My Customer, My Boss' day through the stack, check it, write the report."""
     campaign = f"demo-{started:%Y%m%d-%H%M%S}"
-    typer.echo(f"\nA field day: {visits:,} visits in 17 markets (campaign {campaign})")
+    # A day of its own each run: with the seed of an earlier demo its visits would reuse
+    # that day's submission ids with new contents, which Terrain rightly files as conflicts.
+    seed = int(started.timestamp())
+    typer.echo(f"\nA field day: {visits:,} visits in 17 markets (campaign {campaign}, seed {seed})")
     result = await simulate(
         database_url=database_url,
         ingest_url=ingest_url,
-        options=DayOptions(visits=visits, campaign_id=campaign),
+        options=DayOptions(visits=visits, campaign_id=campaign, seed=seed),
     )
     html = await build_report(connection, campaign=campaign, since=started)
     report_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - one small local write
