@@ -32,6 +32,9 @@ LOGS = ROOT / ".local" / "bench"
 UNTHROTTLED = {
     "TERRAIN_RATE_LIMIT_PER_MINUTE": "1000000000",
     "TERRAIN_RATE_LIMIT_BURST": "1000000000",
+    # Traced as the deployed stack is (docker-compose.yml's ratio), not as a test run:
+    # every urgent, failed and alerted submission still keeps its spans.
+    "TERRAIN_OTEL_SAMPLE_RATIO": os.environ.get("TERRAIN_OTEL_SAMPLE_RATIO", "0.1"),
 }
 
 

@@ -181,6 +181,9 @@ password_encryption = 'scram-sha-256'
 fsync = on
 synchronous_commit = on
 full_page_writes = on
+# per-statement CPU and time, for the benchmarks' profiles (bench/README.md)
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = all
 EOF
 }
 
@@ -244,7 +247,7 @@ role_and_db_ok() {
   local ok
   ok="$(PGPASSWORD="$PASSWORD" PGCONNECT_TIMEOUT=5 psql -X -A -t -q -w \
     -h "$HOST" -p "$PORT" -U "$DB_USER" -d "$DB_NAME" \
-    -c "SELECT rolcanlogin AND rolcreatedb AND rolcreaterole FROM pg_roles WHERE rolname = current_user" \
+    -c "SELECT rolcanlogin AND rolcreatedb AND rolcreaterole AND pg_has_role('pg_read_all_stats', 'member') AND EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements') FROM pg_roles WHERE rolname = current_user" \
     2>/dev/null)" || return 1
   [[ "$ok" == t ]]
 }
@@ -261,6 +264,10 @@ ALTER ROLE $DB_USER WITH LOGIN CREATEDB CREATEROLE PASSWORD $(sql_literal "$PASS
 SELECT 'CREATE DATABASE $DB_NAME OWNER $DB_USER' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$DB_NAME')
 \\gexec
 ALTER DATABASE $DB_NAME OWNER TO $DB_USER;
+-- the benchmarks read every database's statement costs (pg_stat_statements)
+GRANT pg_read_all_stats TO $DB_USER;
+\\connect $DB_NAME
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
 SQL
 }
 
