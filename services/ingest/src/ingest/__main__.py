@@ -13,6 +13,7 @@ import uvicorn._subprocess
 
 from ingest import SERVICE
 from ingest.settings import IngestSettings
+from ingest.wire import JoinedWritesProtocol
 from terrain_runtime.telemetry import setup_logging
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ def main() -> None:
         "log_config": None,  # keep our JSON logging
         "access_log": False,  # request lines carry nothing an SRE needs that metrics/traces lack
         "timeout_graceful_shutdown": 20,
+        "http": JoinedWritesProtocol,
     }
     if settings.workers == 1:
         from ingest.app import create_app
