@@ -27,12 +27,12 @@ ACCEPTED = re.compile(r'^terrain_submissions_received_total\{[^}]*outcome="accep
 
 
 def _workers(parent: int) -> list[int]:
-    """The server processes uvicorn spawned (not multiprocessing's resource tracker)."""
+    """The server processes uvicorn forked (not multiprocessing's resource tracker)."""
     children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
     return [
         pid
         for pid in map(int, children)
-        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()
     ]
 
 
