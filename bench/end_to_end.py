@@ -45,7 +45,6 @@ from bench.kit.pipeline import WARM_UP, start_pipeline
 from bench.kit.procstat import cpu_s
 from bench.kit.stack import (
     LOGS,
-    ROOT,
     Backends,
     Service,
     admin_database_url,
@@ -132,7 +131,7 @@ class Run:
     server: str = ""
     profile: bool = False  # py-spy on every service process, pg_stat_statements
     recording: pyspy.Recording | None = None
-    statements: list[statements.Statement] | str = ""  # or why they could not be read
+    statements: statements.Watch | None = None
 
 
 def _send(run: Run, port: int, requests: list[Request]) -> None:
@@ -199,7 +198,8 @@ async def _load_and_drain(run: Run, url: str, ingest_url: str, requests: list[Re
                 LOGS / "profile" / database, run.sizes.duration_s + run.sizes.drain_s + 60
             )
             run.recording.start({s.name: s.process.pid for s in run.services})
-            before = await statements.snapshot(admin_database_url(), database)
+            run.statements = statements.Watch(admin_database_url(), database)
+            await run.statements.begin()
         kafka_before = cpu_s(broker)
         await backends.begin()
         started = time.time()
@@ -223,14 +223,9 @@ async def _load_and_drain(run: Run, url: str, ingest_url: str, requests: list[Re
         run.drain_s = time.time() - ended
         for service in run.services:
             service.load_ends()
-        if run.recording:
+        if run.recording and run.statements:
             run.recording.stop()
-            after = await statements.snapshot(admin_database_url(), database)
-            run.statements = (
-                statements.difference(before, after)
-                if isinstance(before, dict) and isinstance(after, dict)
-                else str(before if isinstance(before, str) else after)
-            )
+            await run.statements.end()
         run.cpu_s["Kafka JVM"] = cpu_s(broker) - kafka_before
         await backends.end()
         run.cpu_s["PostgreSQL backends"] = backends.cpu_s
@@ -290,25 +285,13 @@ def _cpu(run: Run) -> tuple[dict[str, float], dict[str, float]]:
 
 def profile_tables(run: Run) -> str:
     """Where each service's CPU per visit goes, by stage (py-spy), and which statements the
-    backends' goes to (pg_stat_statements)."""
-    if run.recording is None:
+    backends' time goes to (pg_stat_statements)."""
+    if run.recording is None or run.statements is None:
         return ""
     cpu, per_visit = _cpu(run)
-    recording = run.recording
-    lines = [
-        "",
-        f"### Profile: py-spy at {pyspy.RATE_HZ} Hz on every service process over load and "
-        f"drain (py-spy's own CPU {recording.cpu_s:,.1f} s, not in the table above); raw "
-        f"stacks in {recording.directory.relative_to(ROOT)}",
-        *profile.report(recording.files, cpu, per_visit, pyspy.RATE_HZ),
-        *(f"- {problem}" for problem in recording.problems),
-        "",
-    ]
-    if isinstance(run.statements, str):
-        return "\n".join([*lines, run.statements])
-    backends_us = per_visit["PostgreSQL backends"]
-    own = (_STORED, _ALERTS)
-    return "\n".join([*lines, *statements.table(run.statements, run.stored, backends_us, own)])
+    lines = profile.report(run.recording, cpu, per_visit)
+    own = (_STORED, _ALERTS)  # the bench's polls: not the services'
+    return "\n".join(["\n", *lines, "", *run.statements.table(run.stored, own)])
 
 
 def table(run: Run, floor: floor_bench.Floor | None, note: str) -> str:

@@ -32,8 +32,9 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
+
+from bench.kit.pyspy import RATE_HZ, Recording
 
 OTHER = "other"
 
@@ -90,7 +91,7 @@ STAGES: dict[str, tuple[Stage, ...]] = {
               wrappers=TRACING.wrappers),
         METRICS,
         LOGGING,
-        Stage("answer (results, JSON response)", (
+        Stage("route and answer (results, JSON response)", (
             "ingest/routes.py:post_batch", "ingest/routes.py:post_submission",
             "starlette/responses.py", "fastapi/responses.py",
         )),
@@ -291,15 +292,19 @@ def table(profile: Profile, cpu_s: float, us_per_visit: float, rate_hz: int) -> 
 
 
 def report(
-    files: dict[str, list[Path]], cpu_s: dict[str, float], us_per_visit: dict[str, float],
-    rate_hz: int,
-) -> list[str]:  # fmt: skip
-    """A table per service recorded (``files``: py-spy's raw output of its processes)."""
-    lines: list[str] = []
-    for service, paths in files.items():
+    recording: Recording, cpu_s: dict[str, float], us_per_visit: dict[str, float]
+) -> list[str]:
+    """A table per service ``recording`` sampled, by the CPU seconds and µs per visit
+    /proc measured for each (``cpu_s``, ``us_per_visit``, by service name)."""
+    lines = [
+        f"### Profile: py-spy at {RATE_HZ} Hz on every service process over load and drain "
+        f"(py-spy's own CPU {recording.cpu_s:,.1f} s, in no table); raw stacks in "
+        f"{recording.directory}",
+    ]
+    for service, paths in recording.files.items():
         profile = Profile(service)
         for path in paths:
             with path.open(encoding="utf-8", errors="replace") as raw:
                 fold(service, raw, profile)
-        lines += ["", *table(profile, cpu_s[service], us_per_visit[service], rate_hz)]
-    return lines
+        lines += ["", *table(profile, cpu_s[service], us_per_visit[service], RATE_HZ)]
+    return lines + [f"- {problem}" for problem in recording.problems]

@@ -55,6 +55,34 @@ async def snapshot(admin_url: str, database: str) -> Snapshot | str:
     }
 
 
+@dataclass
+class Watch:
+    """The statements of one database from ``begin`` to ``end``; a server without
+    pg_stat_statements gives the reason instead of a table, never an error."""
+
+    admin_url: str
+    database: str
+    _before: Snapshot | str = ""
+    moved: list[Statement] | str = "not read"  # or why not
+
+    async def begin(self) -> None:
+        self._before = await snapshot(self.admin_url, self.database)
+
+    async def end(self) -> None:
+        after = await snapshot(self.admin_url, self.database)
+        before = self._before
+        if isinstance(before, str) or isinstance(after, str):
+            self.moved = str(before if isinstance(before, str) else after)
+        else:
+            self.moved = difference(before, after)
+
+    def table(self, visits: int, own: Collection[str] = ()) -> list[str]:
+        """``table`` of what moved, or why nothing could be read."""
+        if isinstance(self.moved, str):
+            return [self.moved]
+        return table(self.moved, visits, own)
+
+
 def difference(before: Snapshot, after: Snapshot) -> list[Statement]:
     """What each statement did between the snapshots, most execution time first."""
     zero = Statement("", 0, 0, 0.0, 0.0)
@@ -79,40 +107,37 @@ def _shown(query: str, width: int = 110) -> str:
     return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
 
 
-def table(
-    statements: list[Statement], visits: int, backends_us: float, own: Collection[str] = ()
-) -> list[str]:
+def table(statements: list[Statement], visits: int, own: Collection[str] = ()) -> list[str]:
     """The top statements by execution time: calls, rows, µs of execution per visit, mean
-    ms, and their share of the services' statements' time applied to the backends' CPU
-    per visit (``backends_us``, from /proc). Statements whose text is in ``own`` are the
-    benchmark's (its backend is not among the services'): shown, left out of the shares."""
+    ms and their share of the services' statements' time. Execution time is the backend's
+    wall time: a wait for a lock or for the disk counts, so a statement whose µs per visit
+    exceeds the backends' CPU per visit is mostly waiting. Statements whose text is in
+    ``own`` are the benchmark's (its backend is not among the services'): shown, left out
+    of the shares."""
     normalised = {" ".join(query.split()) for query in own}
-    theirs = [s for s in statements if " ".join(s.query.split()) not in normalised]
-    total_ms = sum(s.exec_ms for s in theirs) or 1.0
+    mine = {id(s) for s in statements if " ".join(s.query.split()) in normalised}
+    total_ms = sum(s.exec_ms for s in statements if id(s) not in mine) or 1.0
     lines = [
-        f"PostgreSQL statements of the run's database (pg_stat_statements, top {TOP} by "
-        f"execution time of {len(statements)}; {total_ms / 1000:,.1f} s executing for the "
-        f"services; the backends' {backends_us:,.0f} µs CPU per visit shared by that time)",
+        f"PostgreSQL statements of the run's database (pg_stat_statements over load and "
+        f"drain; the top {TOP} of {len(statements)} by execution time, "
+        f"{total_ms / 1000:,.1f} s of it for the services' statements, waits included)",
         "",
-        "| statement | calls | rows | exec µs per visit | mean ms | share | ≈ backend CPU µs "
-        "per visit |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| statement | calls | rows | exec µs per visit | mean ms | share of exec time |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    mine = {id(s) for s in statements} - {id(s) for s in theirs}
     for s in statements[:TOP]:
         share = 0.0 if id(s) in mine else s.exec_ms / total_ms
         who = "(the bench) " if id(s) in mine else ""
         lines.append(
             f"| {who}`{_shown(s.query)}` | {s.calls:,} | {s.rows:,} | "
             f"{s.exec_ms * 1000 / max(visits, 1):,.1f} | {s.exec_ms / max(s.calls, 1):,.2f} | "
-            f"{share:.0%} | {share * backends_us:,.0f} |"
+            f"{share:.0%} |"
         )
     rest = [s for s in statements[TOP:] if id(s) not in mine]
     if rest:
         ms = sum(s.exec_ms for s in rest)
         lines.append(
             f"| {len(rest)} more | {sum(s.calls for s in rest):,} | {sum(s.rows for s in rest):,}"
-            f" | {ms * 1000 / max(visits, 1):,.1f} | | {ms / total_ms:.0%} | "
-            f"{ms / total_ms * backends_us:,.0f} |"
+            f" | {ms * 1000 / max(visits, 1):,.1f} | | {ms / total_ms:.0%} |"
         )
     return lines

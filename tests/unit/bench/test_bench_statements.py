@@ -21,10 +21,9 @@ def test_the_difference_keeps_what_ran_most_time_first() -> None:
 
 
 def test_the_bench_s_own_statements_are_out_of_the_shares() -> None:
-    lines = table(difference(BEFORE, AFTER), visits=1000, backends_us=50.0,
-                  own=["SELECT count(*) FROM t"])  # fmt: skip
+    lines = table(difference(BEFORE, AFTER), visits=1000, own=["SELECT count(*) FROM t"])
 
     insert = next(line for line in lines if "INSERT" in line)
     mine = next(line for line in lines if "count(*)" in line)
-    assert "| 10 | 1,000 | 300.0 | 30.00 | 100% | 50 |" in insert
-    assert mine.startswith("| (the bench) ") and mine.endswith("| 0% | 0 |")
+    assert insert.endswith("| 10 | 1,000 | 300.0 | 30.00 | 100% |")
+    assert mine.startswith("| (the bench) ") and mine.endswith("| 0% |")
