@@ -197,7 +197,8 @@ async def _load_and_drain(run: Run, url: str, ingest_url: str, requests: list[Re
             run.recording = pyspy.Recording(
                 LOGS / "profile" / database, run.sizes.duration_s + run.sizes.drain_s + 60
             )
-            run.recording.start({s.name: s.process.pid for s in run.services})
+            for service in run.services:
+                run.recording.start(service.name, service.process.pid)
             run.statements = statements.Watch(admin_database_url(), database)
             await run.statements.begin()
         kafka_before = cpu_s(broker)
@@ -289,7 +290,7 @@ def profile_tables(run: Run) -> str:
     if run.recording is None or run.statements is None:
         return ""
     cpu, per_visit = _cpu(run)
-    lines = profile.report(run.recording, cpu, per_visit)
+    lines = profile.report(run.recording, cpu, per_visit, "over load and drain")
     own = (_STORED, _ALERTS)  # the bench's polls: not the services'
     return "\n".join(["\n", *lines, "", *run.statements.table(run.stored, own)])
 

@@ -292,12 +292,13 @@ def table(profile: Profile, cpu_s: float, us_per_visit: float, rate_hz: int) -> 
 
 
 def report(
-    recording: Recording, cpu_s: dict[str, float], us_per_visit: dict[str, float]
+    recording: Recording, cpu_s: dict[str, float], us_per_visit: dict[str, float], window: str
 ) -> list[str]:
     """A table per service ``recording`` sampled, by the CPU seconds and µs per visit
-    /proc measured for each (``cpu_s``, ``us_per_visit``, by service name)."""
+    /proc measured for each (``cpu_s``, ``us_per_visit``, by service name) over the same
+    ``window`` (said in the heading)."""
     lines = [
-        f"### Profile: py-spy at {RATE_HZ} Hz on every service process over load and drain "
+        f"### Profile: py-spy at {RATE_HZ} Hz on every service process {window} "
         f"(py-spy's own CPU {recording.cpu_s:,.1f} s, in no table); raw stacks in "
         f"{recording.directory}",
     ]

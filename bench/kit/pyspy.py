@@ -50,23 +50,22 @@ class Recording:
     cpu_s: float = 0.0  # py-spy's own, all recorders together
     _running: list[tuple[str, Path, subprocess.Popen[bytes]]] = field(default_factory=list)
 
-    def start(self, services: dict[str, int]) -> None:
-        """Record every process of each service (its pid and its children's)."""
+    def start(self, service: str, root: int) -> None:
+        """Record every process of a service: ``root`` and its children."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        for name, root in services.items():
-            for pid in tree(root):
-                out = self.directory / f"{name}-{pid}.txt"
-                with (self.directory / f"{name}-{pid}.log").open("wb") as log:
-                    process = subprocess.Popen(
-                        [
-                            *COMMAND, "record", "--pid", str(pid), "--rate", str(RATE_HZ),
-                            "--format", "raw", "--full-filenames", "--nonblocking",
-                            "-d", str(int(self.limit_s)), "-o", str(out),
-                        ],
-                        stdout=log, stderr=subprocess.STDOUT,
-                        start_new_session=True,  # its own group: uvx and py-spy get the SIGINT
-                    )  # fmt: skip
-                self._running.append((name, out, process))
+        for pid in tree(root):
+            out = self.directory / f"{service}-{pid}.txt"
+            with out.with_suffix(".log").open("wb") as log:
+                process = subprocess.Popen(
+                    [
+                        *COMMAND, "record", "--pid", str(pid), "--rate", str(RATE_HZ),
+                        "--format", "raw", "--full-filenames", "--nonblocking",
+                        "-d", str(int(self.limit_s)), "-o", str(out),
+                    ],
+                    stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True,  # its own group: uvx and py-spy get the SIGINT
+                )  # fmt: skip
+            self._running.append((service, out, process))
 
     def stop(self) -> None:
         """Stop every recorder (SIGINT: py-spy writes what it sampled) and keep the files."""

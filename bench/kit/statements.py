@@ -118,8 +118,8 @@ def table(statements: list[Statement], visits: int, own: Collection[str] = ()) -
     mine = {id(s) for s in statements if " ".join(s.query.split()) in normalised}
     total_ms = sum(s.exec_ms for s in statements if id(s) not in mine) or 1.0
     lines = [
-        f"PostgreSQL statements of the run's database (pg_stat_statements over load and "
-        f"drain; the top {TOP} of {len(statements)} by execution time, "
+        f"PostgreSQL statements of the run's database (pg_stat_statements, the profile's "
+        f"window; the top {TOP} of {len(statements)} by execution time, "
         f"{total_ms / 1000:,.1f} s of it for the services' statements, waits included)",
         "",
         "| statement | calls | rows | exec µs per visit | mean ms | share of exec time |",
