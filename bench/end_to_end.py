@@ -38,14 +38,16 @@ from uuid import uuid4
 import asyncpg
 
 from bench import floor as floor_bench
-from bench.kit import results
+from bench.kit import profile, pyspy, results, statements
 from bench.kit.copy_limit import copy_limit
 from bench.kit.load import Job, Outcome, Request, ready, run_job
 from bench.kit.pipeline import WARM_UP, start_pipeline
 from bench.kit.procstat import cpu_s
 from bench.kit.stack import (
+    LOGS,
     Backends,
     Service,
+    admin_database_url,
     broker_pid,
     devices,
     fresh_topics,
@@ -127,6 +129,9 @@ class Run:
     load_start: str = ""
     load_end: str = ""
     server: str = ""
+    profile: bool = False  # py-spy on every service process, pg_stat_statements
+    recording: pyspy.Recording | None = None
+    statements: statements.Watch | None = None
 
 
 def _send(run: Run, port: int, requests: list[Request]) -> None:
@@ -162,15 +167,22 @@ def _send(run: Run, port: int, requests: list[Request]) -> None:
             run.load.merge(outcome.result())
 
 
+_ALERTS = (
+    "SELECT count(*) AS n,"
+    " percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS p50,"
+    " percentile_cont(0.99) WITHIN GROUP (ORDER BY d) AS p99"
+    " FROM (SELECT extract(epoch FROM a.delivered_at - a.received_at) AS d"
+    "       FROM terrain.alerts a JOIN terrain.submissions s USING (submission_id)"
+    "       WHERE s.campaign_id <> $1 AND a.delivered_at IS NOT NULL) t"
+)
+_STORED = (
+    "SELECT count(*) FROM terrain.submissions WHERE campaign_id <> $1"
+    " AND ($2::float8 IS NULL OR stored_at <= to_timestamp($2))"
+)
+
+
 async def _stored(connection: asyncpg.Connection, until: float | None = None) -> int:
-    return int(
-        await connection.fetchval(
-            "SELECT count(*) FROM terrain.submissions WHERE campaign_id <> $1"
-            " AND ($2::float8 IS NULL OR stored_at <= to_timestamp($2))",
-            WARM_UP,
-            until,
-        )
-    )
+    return int(await connection.fetchval(_STORED, WARM_UP, until))
 
 
 async def _load_and_drain(run: Run, url: str, ingest_url: str, requests: list[Request]) -> None:
@@ -180,6 +192,15 @@ async def _load_and_drain(run: Run, url: str, ingest_url: str, requests: list[Re
         backends = Backends(url, {int(await connection.fetchval("SELECT pg_backend_pid()"))})
         for service in run.services:
             service.load_begins()
+        database = url.rsplit("/", 1)[1]
+        if run.profile:
+            run.recording = pyspy.Recording(
+                LOGS / "profile" / database, run.sizes.duration_s + run.sizes.drain_s + 60
+            )
+            for service in run.services:
+                run.recording.start(service.name, service.process.pid)
+            run.statements = statements.Watch(admin_database_url(), database)
+            await run.statements.begin()
         kafka_before = cpu_s(broker)
         await backends.begin()
         started = time.time()
@@ -203,19 +224,14 @@ async def _load_and_drain(run: Run, url: str, ingest_url: str, requests: list[Re
         run.drain_s = time.time() - ended
         for service in run.services:
             service.load_ends()
+        if run.recording and run.statements:
+            run.recording.stop()
+            await run.statements.end()
         run.cpu_s["Kafka JVM"] = cpu_s(broker) - kafka_before
         await backends.end()
         run.cpu_s["PostgreSQL backends"] = backends.cpu_s
         run.cpu_s["load generator"] = run.load.cpu_s
-        alerts = await connection.fetchrow(
-            "SELECT count(*) AS n,"
-            " percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS p50,"
-            " percentile_cont(0.99) WITHIN GROUP (ORDER BY d) AS p99"
-            " FROM (SELECT extract(epoch FROM a.delivered_at - a.received_at) AS d"
-            "       FROM terrain.alerts a JOIN terrain.submissions s USING (submission_id)"
-            "       WHERE s.campaign_id <> $1 AND a.delivered_at IS NOT NULL) t",
-            WARM_UP,
-        )
+        alerts = await connection.fetchrow(_ALERTS, WARM_UP)
         assert alerts is not None
         run.alerts = int(alerts["n"])
         run.alert_p50_ms = float(alerts["p50"] or 0) * 1000
@@ -224,10 +240,8 @@ async def _load_and_drain(run: Run, url: str, ingest_url: str, requests: list[Re
         await connection.close()
 
 
-async def measure(
-    mix: Mix, sizes: Sizes, senders: int, ingest_workers: int, rate: float, client: str
-) -> Run:
-    run = Run(mix, sizes, senders, ingest_workers, rate, client)
+async def measure(run: Run) -> Run:
+    mix, sizes = run.mix, run.sizes
     namespace = f"e2e{uuid4().hex[:8]}."
     async with throwaway_database("terrain_bench") as url, fresh_topics(namespace):
         connection = await asyncpg.connect(url)
@@ -256,6 +270,29 @@ async def measure(
 
 def _met(ok: bool) -> str:
     return "yes" if ok else "NO"
+
+
+def _cpu(run: Run) -> tuple[dict[str, float], dict[str, float]]:
+    """CPU seconds of every process over load and drain, and µs of it per visit handled:
+    ingest and the generator every accepted send, the rest the visits stored (a resend is
+    stored once)."""
+    cpu = {s.name: s.cpu_load_s for s in run.services} | run.cpu_s
+    handled = {"ingest": run.load.submissions, "load generator": run.load.submissions}
+    per_visit = {
+        name: seconds / max(handled.get(name, run.stored), 1) * 1e6 for name, seconds in cpu.items()
+    }
+    return cpu, per_visit
+
+
+def profile_tables(run: Run) -> str:
+    """Where each service's CPU per visit goes, by stage (py-spy), and which statements the
+    backends' time goes to (pg_stat_statements)."""
+    if run.recording is None or run.statements is None:
+        return ""
+    cpu, per_visit = _cpu(run)
+    lines = profile.report(run.recording, cpu, per_visit, "over load and drain")
+    own = (_STORED, _ALERTS)  # the bench's polls: not the services'
+    return "\n".join(["\n", *lines, "", *run.statements.table(run.stored, own)])
 
 
 def table(run: Run, floor: floor_bench.Floor | None, note: str) -> str:
@@ -313,13 +350,7 @@ def table(run: Run, floor: floor_bench.Floor | None, note: str) -> str:
         "peak RSS, MB | met? |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
-    cpu = {s.name: s.cpu_load_s for s in run.services} | run.cpu_s
-    # What each handled: ingest and the generator every accepted send, the rest the
-    # visits stored (a resend is stored once).
-    handled = {"ingest": load.submissions, "load generator": load.submissions}
-    per_visit = {
-        name: seconds / max(handled.get(name, run.stored), 1) * 1e6 for name, seconds in cpu.items()
-    }
+    cpu, per_visit = _cpu(run)
     services = {s.name: s for s in run.services}
     for name, seconds in cpu.items():
         part = floor.part_us(name) if floor else 0.0
@@ -369,6 +400,10 @@ def main(argv: list[str] | None = None) -> None:
         help="load generator: bench.kit.load, or wrk (apt-get install wrk; closed loop only)",
     )  # fmt: skip
     parser.add_argument("--no-floor", action="store_true", help="skip the floor after the run")
+    parser.add_argument(
+        "--profile", action="store_true",
+        help="py-spy on every service (uvx py-spy), pg_stat_statements: where the CPU goes",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.client == "wrk" and (args.rate or not wrk_available()):
         parser.error("--client wrk needs wrk installed (apt-get install wrk) and no --rate")
@@ -377,11 +412,14 @@ def main(argv: list[str] | None = None) -> None:
         # A shorter load leaves a shorter backlog: the drain's limit follows it.
         drain_s = min(sizes.drain_s, max(args.duration, 30.0))
         sizes = replace(sizes, duration_s=args.duration, drain_s=drain_s)
-    run = asyncio.run(
-        measure(MIXES[args.mix], sizes, args.senders, args.ingest_workers, args.rate, args.client)
-    )
+    run = Run(MIXES[args.mix], sizes, args.senders, args.ingest_workers, args.rate, args.client)
+    missing = pyspy.unavailable() if args.profile else None
+    run.profile = args.profile and missing is None
+    asyncio.run(measure(run))
     floor = None if args.no_floor else floor_bench.measure(sizes.floor_visits)
-    report = table(run, floor, args.note)
+    report = table(run, floor, args.note) + profile_tables(run)
+    if missing:
+        report += f"\n\n--profile: no profile, py-spy is not available: {missing}"
     print(report)
     if args.record and not args.smoke:
         results.append(report)

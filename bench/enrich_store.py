@@ -25,16 +25,17 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import uuid4
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from bench.kit import results
+from bench.kit import profile, pyspy, results, statements
 from bench.kit.copy_limit import copy_limit
 from bench.kit.procstat import cpu_s, rss_mb
-from bench.kit.stack import ROOT, admin_database_url, fresh_topics
+from bench.kit.stack import LOGS, ROOT, admin_database_url, fresh_topics
 from bench.kit.submissions import RawRecord, raw_records
 from enrich.repository import fetch_segment_histories, import_segments
 from enrich.segments import SegmentRecord
@@ -65,7 +66,36 @@ async def produce_all(topic: str, records: list[RawRecord]) -> None:
         await producer.stop()
 
 
-async def run_enrich(url: str, namespace: str, count: int, consumers: int) -> dict[str, float]:
+@dataclass
+class Profiling:
+    """``--profile``: py-spy on every enrich process and the database's statements, from
+    the first stored row to the last (the window the CPU per submission is measured in)."""
+
+    recording: pyspy.Recording
+    statements: statements.Watch
+
+    async def begin(self, pids: list[int]) -> None:
+        for pid in pids:
+            self.recording.start("enrich", pid)
+        await self.statements.begin()
+
+    async def end(self) -> None:
+        self.recording.stop()
+        await self.statements.end()
+
+    def tables(self, count: int, cpu_us: float) -> str:
+        cpu_s = cpu_us * count / 1e6
+        window = "from the first stored row to the last"
+        lines = profile.report(self.recording, {"enrich": cpu_s}, {"enrich": cpu_us}, window)
+        return "\n".join(["\n", *lines, "", *self.statements.table(count, [_COUNT])])
+
+
+_COUNT = "SELECT count(*) FROM terrain.submissions"
+
+
+async def run_enrich(
+    url: str, namespace: str, count: int, consumers: int, profiling: Profiling | None = None
+) -> dict[str, float]:
     env = service_env(
         url,
         namespace,
@@ -89,7 +119,7 @@ async def run_enrich(url: str, namespace: str, count: int, consumers: int) -> di
     idle_rss = peak = 0.0
     try:
         while True:
-            stored = await connection.fetchval("SELECT count(*) FROM terrain.submissions")
+            stored = await connection.fetchval(_COUNT)
             now = time.monotonic()
             current, peak = rss_mb(process.pid)
             if stored == 0:
@@ -98,6 +128,8 @@ async def run_enrich(url: str, namespace: str, count: int, consumers: int) -> di
                 first = now
                 cpu_at_first = sum(cpu_s(p.pid) for p in processes)
                 backends_at_first = await backend_cpu(connection)
+                if profiling:
+                    await profiling.begin([p.pid for p in processes])
             if stored >= count:
                 break
             if any(p.returncode is not None for p in processes) or now - started > 900:
@@ -105,6 +137,8 @@ async def run_enrich(url: str, namespace: str, count: int, consumers: int) -> di
             await asyncio.sleep(0.05)
         end_rss, peak = rss_mb(process.pid)
         cpu_used = sum(cpu_s(p.pid) for p in processes) - cpu_at_first
+        if profiling:
+            await profiling.end()
         backends = await backend_cpu(connection)
         backend_used = sum(s - backends_at_first.get(pid, 0.0) for pid, s in backends.items())
     finally:
@@ -213,7 +247,7 @@ def steady_line(steady: dict[str, float]) -> str:
     )
 
 
-async def main(count: int, record: bool, consumers: int, rate: int) -> None:
+async def main(count: int, record: bool, consumers: int, rate: int, profiled: bool) -> None:
     namespace = f"bench{uuid4().hex[:8]}."
     async with (
         throwaway_database("terrain_bench", admin_url=admin_database_url()) as url,
@@ -238,11 +272,21 @@ async def main(count: int, record: bool, consumers: int, rate: int) -> None:
         t = time.monotonic()
         await produce_all(SUBMISSIONS_RAW.name(namespace), records)
         print(f"produced in {time.monotonic() - t:.1f}s", file=sys.stderr)
-        enrich = await run_enrich(url, namespace, count, consumers)
+        profiling = (
+            Profiling(
+                pyspy.Recording(LOGS / "profile" / url.rsplit("/", 1)[1], 900),
+                statements.Watch(admin_database_url(), url.rsplit("/", 1)[1]),
+            )
+            if profiled
+            else None
+        )
+        enrich = await run_enrich(url, namespace, count, consumers, profiling)
         copy = await copy_limit(url, records, histories)
         # Before the database is dropped: a drop refused (an autovacuum worker on the
         # fresh table) must not lose the run.
         report = table(count, enrich, copy, server, consumers)
+        if profiling:
+            report += profiling.tables(count, enrich["cpu_us_per_submission"])
         print(report, flush=True)
         if record:
             results.append(report)
@@ -290,6 +334,16 @@ if __name__ == "__main__":
     parser.add_argument(
         "--rate", type=int, default=0, help="instead: feed --count records at this rate/s"
     )
+    parser.add_argument(
+        "--profile", action="store_true",
+        help="py-spy on enrich (uvx py-spy), pg_stat_statements: where the CPU goes",
+    )  # fmt: skip
     args = parser.parse_args()
     count = 3_000 if args.smoke else args.count
-    asyncio.run(main(count, args.record, args.consumers, args.rate))
+    if args.profile and args.rate:
+        parser.error("--profile profiles the backlog run, not --rate")
+    missing = pyspy.unavailable() if args.profile else None
+    if missing:
+        print(f"--profile: no profile, py-spy is not available: {missing}")
+    profiled = args.profile and missing is None
+    asyncio.run(main(count, args.record, args.consumers, args.rate, profiled))

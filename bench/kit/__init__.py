@@ -7,6 +7,8 @@
 - ``stack``: services as processes, and what they cost (``procstat`` reads ``/proc``);
 - ``pipeline``: the three services spawned together, each timed to ready;
 - ``results``: the machine and versions a run reports, and ``RESULTS.md``;
+- ``pyspy``, ``profile``: py-spy recording the services, its stacks folded into stages;
+- ``statements``: which statements the PostgreSQL backends spent their time on;
 - ``testkit``: the parts bench borrows from the test kit, imported in this one place.
 
 Nothing is imported here: a load-generator process imports ``bench.kit.load`` alone.

@@ -1,7 +1,8 @@
 """Every benchmark at its smallest size still runs end to end and prints its table: ingest
 (Kafka's ProducerPerformance, ingest as a process, the load generators), enrich + store
 (records produced, enrich as a process, the raw COPY), notify latency, end to end (the
-three services under each mix of requests, the COPY limit, the floor) and the floor (what
+three services under each mix of requests, the COPY limit, the floor; with ``--profile``,
+py-spy's stages of every service and the statements' costs) and the floor (what
 the guarantees cost: validation, pseudonym, a batch produce, a batch store, a consume).
 Only that each completes: figures are the benchmarks' business, never a test's."""
 
@@ -62,6 +63,17 @@ def test_end_to_end_bench_smoke_prints_its_tables(mix: str) -> None:
     _has(output, "| sustained, request to stored row", "| urgent alert p50 / p99 from the 202")
     _has(output, *(f"| {name} |" for name in ("ingest", "enrich", "notify", "Kafka JVM")))
     _has(output, "| PostgreSQL backends |", "| load generator |", "load generator: ")
+
+
+@pytest.mark.timeout(240)
+def test_end_to_end_bench_smoke_profiles_every_service_or_says_why_not() -> None:
+    output = _smoke("end_to_end", 230, "--mix", "batch", "--profile", "--no-floor")
+    _has(output, "| sustained, request to stored row")
+    if "--profile: no profile, py-spy is not available" in output:
+        return
+    _has(output, "### Profile: py-spy", *(f"**{name}**" for name in ("ingest", "enrich", "notify")))
+    _has(output, "| stage | self, µs per visit", "| pseudonym", "| process", "| deliver")
+    _has(output, "PostgreSQL statements of the run's database", "| statement | calls")
 
 
 def test_floor_bench_smoke_prints_the_floor() -> None:
