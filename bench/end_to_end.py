@@ -210,7 +210,9 @@ async def _load_and_drain(run: Run, url: str, ingest_url: str, requests: list[Re
         run.load_s = ended - started
         run.load_end = results.load_average()
         run.stored_in_load = await _stored(connection, ended)
-        # Drained once the count has not moved for 3 s (or the drain's time is up).
+        # Drained once the count has not moved for 3 s (or the drain's time is up). A count
+        # scans the table: polled each second, not faster, so a long run's millions of rows
+        # do not take a core from the services draining them.
         last, still = -1, time.monotonic()
         while time.time() - ended < run.sizes.drain_s:
             count = await _stored(connection)
@@ -219,7 +221,7 @@ async def _load_and_drain(run: Run, url: str, ingest_url: str, requests: list[Re
             elif time.monotonic() - still >= 3.0:
                 run.drained = True
                 break
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.0)
         run.stored = last
         run.drain_s = time.time() - ended
         for service in run.services:
