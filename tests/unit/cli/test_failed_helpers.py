@@ -123,10 +123,12 @@ def test_a_replay_is_exported_whatever_the_ratio(
     assert len(sent) == 1 and not failed
     (span,) = exported.get_finished_spans()
     assert (span.attributes or {}).get(KEEP) == Keep.REPLAY.value
+    context = span.get_span_context()
+    assert context is not None
     if trace_id:
-        assert format(span.get_span_context().trace_id, "032x") == trace_id
+        assert format(context.trace_id, "032x") == trace_id
     # The replayed record carries the kept span's context, sampled: every later hop of the
     # replay is exported too.
     traceparent = dict(producer.sent[0][2])[TRACEPARENT].decode()
     assert int(traceparent.split("-")[3], 16) & 0x01  # sampled
-    assert traceparent.split("-")[2] == format(span.get_span_context().span_id, "016x")
+    assert traceparent.split("-")[2] == format(context.span_id, "016x")
