@@ -1,17 +1,28 @@
 """The pure parts of `terrain failed`: time filters, what a terminal may show of a payload,
-and what a replayed record carries."""
+and what a replayed record carries (its key, its trace, its span exported at any ratio)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
+from typing import Any
 from uuid import uuid4
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from terrain_cli.failed import parent_context, parse_since, render_payload, replay_key
+from terrain_cli.failed import (
+    parent_context,
+    parse_since,
+    render_payload,
+    replay_failures,
+    replay_key,
+)
 from terrain_cli.failed_repository import FailedSubmission
+from terrain_contracts.headers import TRACEPARENT
+from terrain_runtime.sampling import KEEP, Keep
 
 NOW = datetime(2025, 4, 15, 12, 0, tzinfo=UTC)
 
@@ -68,3 +79,56 @@ def test_a_replay_continues_the_failed_records_trace() -> None:
     assert parent_context(None) is None
     assert parent_context("not-a-trace-id") is None
     assert parent_context("0" * 32) is None
+
+
+class _AckingProducer:
+    """Acknowledges every record at once, keeping what it was given."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, list[tuple[str, bytes]]]] = []
+
+    async def send(
+        self, topic: str, value: bytes, *, key: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> asyncio.Future[Any]:
+        self.sent.append((topic, value, headers))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(object())
+        return future
+
+
+class _Connection:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        self.statements.append(sql)
+        return "UPDATE 1"
+
+
+@pytest.mark.parametrize("trace_id", [None, "4bf92f3577b34da6a3ce929d0e0e4736"])
+def test_a_replay_is_exported_whatever_the_ratio(
+    exported: InMemorySpanExporter, trace_id: str | None
+) -> None:
+    # The unit tests' sampler runs at ratio 0: only what is always kept is exported.
+    producer = _AckingProducer()
+    failure = _failure(trace_id=trace_id, payload=b"{}", submission_id=uuid4())
+    sent, failed = asyncio.run(
+        replay_failures(
+            [failure],
+            producer=producer,  # type: ignore[arg-type]
+            connection=_Connection(),  # type: ignore[arg-type]
+            tracer=trace.get_tracer("test"),
+        )
+    )
+    assert len(sent) == 1 and not failed
+    (span,) = exported.get_finished_spans()
+    assert (span.attributes or {}).get(KEEP) == Keep.REPLAY.value
+    context = span.get_span_context()
+    assert context is not None
+    if trace_id:
+        assert format(context.trace_id, "032x") == trace_id
+    # The replayed record carries the kept span's context, sampled: every later hop of the
+    # replay is exported too.
+    traceparent = dict(producer.sent[0][2])[TRACEPARENT].decode()
+    assert int(traceparent.split("-")[3], 16) & 0x01  # sampled
+    assert traceparent.split("-")[2] == format(context.span_id, "016x")

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from terrain_runtime.kafka import ErrorBackoff
+from terrain_runtime.consumer import ErrorBackoff
 
 
 async def test_failures_wait_longer_each_time_and_success_resets() -> None:

@@ -6,7 +6,8 @@ refused them tries again: it deduplicates on the submission id, so a record repl
 (or one that had been stored meanwhile) is stored once. The replayed record continues the
 original trace (a new span in the failed row's trace id) and says which failure it
 replays (``terrain-replay-of``); the row is marked replayed only once Kafka acknowledged
-the record (acks=all).
+the record (acks=all). A replay's span is always exported, whatever the sampling ratio:
+an operator who replays a record will look for what became of it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from terrain_contracts.headers import CONTENT_TYPE, JSON, REPLAY_OF
 from terrain_runtime.db import Connection
 from terrain_runtime.kafka import make_producer
 from terrain_runtime.producer import DurableProducer
+from terrain_runtime.sampling import KEEP, Keep
 from terrain_runtime.settings import TerrainSettings
 from terrain_runtime.telemetry import setup_tracing
 from terrain_runtime.tracing import headers_for
@@ -262,6 +264,7 @@ async def replay_failures(
                 "terrain.failure_id": failure.failure_id,
                 "terrain.failure_reason": failure.reason,
                 "terrain.submission_id": str(failure.submission_id or ""),
+                KEEP: Keep.REPLAY.value,
                 "messaging.system": "kafka",
                 "messaging.destination.name": failure.source_topic,
             },

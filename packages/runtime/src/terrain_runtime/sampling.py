@@ -10,7 +10,8 @@ are kept by the service that first knows they matter, whatever the parent decide
 - ingest: the agent marked the visit urgent;
 - enrich: the verbatim carries a signal (or the visit is urgent, for a replayed record);
 - enrich and notify: the submission is dead-lettered, a conflict among them;
-- notify: an alert is decided, and every delivery of it.
+- notify: an alert is decided, and every delivery of it;
+- the CLI: an operator replays a failed submission (``terrain failed replay``).
 
 Such a span carries ``terrain.keep`` (why) from its start: the sampler reads it there,
 since a sampling decision is taken when a span starts. It stays in its submission's trace
@@ -52,6 +53,7 @@ class Keep(StrEnum):
     FAILED = "failed"
     CONFLICT = "conflict"
     ALERT = "alert"
+    REPLAY = "replay"
 
 
 class SubmissionSampler(Sampler):

@@ -11,11 +11,12 @@ not by filtering.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
-import structlog
 from opentelemetry import trace
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.sdk.resources import Resource
@@ -56,40 +57,69 @@ def setup_tracing(settings: TerrainSettings, service_name: str) -> TracerProvide
     return provider
 
 
-def _add_trace_ids(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
-    context = trace.get_current_span().get_span_context()
-    if context.is_valid:
-        event["trace_id"] = format(context.trace_id, "032x")
-        event["span_id"] = format(context.span_id, "016x")
-    return event
+# Where a structlog event's key-values travel on the stdlib record it becomes.
+_FIELDS = "terrain_fields"
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object a line: the message as ``event``, ``service``, ``level``, ``logger``,
+    ``timestamp`` (UTC), the current ``trace_id`` and ``span_id``, the ``exception`` if
+    any, and a structlog event's own key-values. A stdlib record's ``extra`` stays out, as
+    the libraries' extras (FastStream's, uvicorn's) do: a log line holds what we chose."""
+
+    def __init__(self, service_name: str) -> None:
+        super().__init__()
+        self.service_name = service_name
+
+    def format(self, record: logging.LogRecord) -> str:
+        event: dict[str, Any] = {
+            "event": record.getMessage(),
+            "service": self.service_name,
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "timestamp": datetime.fromtimestamp(record.created, UTC)
+            .isoformat()
+            .replace("+00:00", "Z"),
+        }
+        event.update(getattr(record, _FIELDS, ()))
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            event["trace_id"] = format(context.trace_id, "032x")
+            event["span_id"] = format(context.span_id, "016x")
+        if record.exc_info:
+            event["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            event["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(event, ensure_ascii=False, default=str)
+
+
+def _to_stdlib(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """structlog's last processor: the event becomes the keyword arguments of a stdlib
+    logging call, its key-values carried for ``JsonLines``."""
+    message = event.pop("event", "")
+    options: dict[str, Any] = {"msg": message}
+    for key in ("exc_info", "stack_info"):
+        if key in event:
+            options[key] = event.pop(key)
+    options["extra"] = {_FIELDS: event}
+    return options
 
 
 def setup_logging(settings: TerrainSettings, service_name: str) -> None:
-    """JSON logs on stdout for our code and for the libraries (uvicorn, faststream, aiokafka)."""
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        _add_trace_ids,
-    ]
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(ensure_ascii=False),
-        ],
-    )
+    """JSON lines on stdout (``JsonLines``) for our code and the libraries (uvicorn,
+    FastStream, aiokafka). structlog is not imported for it (it brings rich and pygments:
+    about 150 ms of every start and several MB); code that logs through structlog has
+    imported it by the time a service sets its logging up, and goes to the same lines."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(formatter)
+    handler.setFormatter(JsonLines(service_name))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
-    structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
-    structlog.contextvars.bind_contextvars(service=service_name)
+    structlog = sys.modules.get("structlog")
+    if structlog is not None:
+        structlog.configure(
+            processors=[structlog.contextvars.merge_contextvars, _to_stdlib],
+            logger_factory=structlog.stdlib.LoggerFactory(),
+            wrapper_class=structlog.stdlib.BoundLogger,
+            cache_logger_on_first_use=True,
+        )

@@ -15,14 +15,10 @@ from enrich.segments import SegmentCache
 from enrich.settings import EnrichSettings
 from enrich.stages import SERVICE, EnrichRuntime, process_batch
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED, SUBMISSIONS_RAW
+from terrain_runtime.consumer import batch_subscriber, make_broker, source_records
 from terrain_runtime.db import create_pool
 from terrain_runtime.dlq import DeadLetterLimitExceeded
-from terrain_runtime.kafka import (
-    batch_subscriber,
-    make_broker,
-    make_producer,
-    source_records,
-)
+from terrain_runtime.kafka import make_producer
 from terrain_runtime.lag import consumer_lag_monitor
 from terrain_runtime.metrics import BATCH_DURATION
 from terrain_runtime.telemetry import setup_tracing
