@@ -23,10 +23,10 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
     model_validator,
 )
-from pydantic_core import to_json
 
 from terrain_contracts.markets import Market
 from terrain_contracts.submission import (
@@ -261,6 +261,8 @@ def decode_stored_submission(payload: bytes) -> SubmissionStoredV1:
 
 
 _SUBMISSION_KEY = b'"submission":'
+# The envelope's other members, serialised as its model would (UUID, datetimes).
+_HEAD: TypeAdapter[dict[str, object]] = TypeAdapter(dict[str, object])
 
 
 def raw_submission_json(raw: bytes) -> bytes | None:
@@ -311,7 +313,7 @@ def encode_stored_submission(
             .model_dump_json()
             .encode()
         )
-    head = to_json(
+    head = _HEAD.dump_json(
         {
             "schema_version": 1,
             "submission_id": submission_id,
