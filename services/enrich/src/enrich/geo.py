@@ -90,6 +90,10 @@ class CellFacts:
 
     zone: str | None  # the cell's timezone, when the whole cell is in one
     straddles: bool  # a timezone border crosses the cell: each fix is looked up
+    # Every place that can be among the NEIGHBOURS nearest of a fix in the cell, (lat,
+    # lon, index); None where places are too sparse for that to be a short list (each fix
+    # is then searched).
+    candidates: tuple[tuple[float, float, int], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,17 +130,71 @@ class Gazetteer:
         self.typed_seen: dict[tuple[Market, str | None], GeoPlace] = {}
 
     def cell(self, cell: str) -> CellFacts:
-        """The timezone of an H3 cell (cached, bounded)."""
+        """The timezone of an H3 cell and the places near it (cached, bounded)."""
         facts = self._cells_seen.get(cell)
         if facts is None:
             lat, lon = h3.cell_to_latlng(cell)
+            corners = h3.cell_to_boundary(cell)
             zones = {self.timezone(lat, lon)}
-            zones.update(self.timezone(*corner) for corner in h3.cell_to_boundary(cell))
+            zones.update(self.timezone(*corner) for corner in corners)
             facts = CellFacts(
-                zone=next(iter(zones)) if len(zones) == 1 else None, straddles=len(zones) > 1
+                zone=next(iter(zones)) if len(zones) == 1 else None,
+                straddles=len(zones) > 1,
+                candidates=self._candidates(lat, lon, corners),
             )
             remember(self._cells_seen, cell, facts)
         return facts
+
+    def _candidates(
+        self, lat: float, lon: float, corners: tuple[tuple[float, float], ...]
+    ) -> tuple[tuple[float, float, int], ...] | None:
+        """The places within ``d + 2r`` of the cell's centre, where ``d`` is the distance
+        of its NEIGHBOURS-th nearest place and ``r`` the cell's radius: a fix in the cell
+        is within ``r`` of the centre, so each of its NEIGHBOURS nearest places is within
+        ``d + r`` of the fix, hence ``d + 2r`` of the centre. (A margin covers the
+        equirectangular scale, taken at the fix's latitude.)"""
+        nearest = self.nearest(lat, lon)
+        if len(nearest) < NEIGHBOURS:
+            return None
+        scale = KM_PER_DEG * max(math.cos(math.radians(lat)), 0.01)
+        radius = max(
+            math.hypot((c_lat - lat) * KM_PER_DEG, (c_lon - lon) * scale)
+            for c_lat, c_lon in corners
+        )
+        reach = (nearest[-1][1] + 2 * radius) * 1.01 + 0.05
+        # Beyond CITY_MAX_KM a fix's own search stops short of its NEIGHBOURS-th place.
+        return None if reach > CITY_MAX_KM else tuple(self._within(lat, lon, reach))
+
+    def _within(self, lat: float, lon: float, reach_km: float) -> list[tuple[float, float, int]]:
+        """Every place within ``reach_km`` of the point (its grid cells, ring by ring)."""
+        row, col = _cell(lat, lon)
+        km_per_lon_deg = KM_PER_DEG * max(math.cos(math.radians(lat)), 0.01)
+        found: list[tuple[float, float, int]] = []
+        for ring, offsets in enumerate(_RING_OFFSETS):
+            for d_row, d_col in offsets:
+                for place in self._cells.get((row + d_row, col + d_col), ()):
+                    dy = (place[0] - lat) * KM_PER_DEG
+                    dx = (place[1] - lon) * km_per_lon_deg
+                    if dx * dx + dy * dy <= reach_km * reach_km:
+                        found.append(place)
+            if ring * GRID_DEG * km_per_lon_deg >= reach_km:
+                break
+        return found
+
+    def nearest_in(
+        self, lat: float, lon: float, candidates: tuple[tuple[float, float, int], ...] | None
+    ) -> list[tuple[int, float]]:
+        """``nearest(lat, lon)``, from a cell's candidates when it has them."""
+        if candidates is None:
+            return self.nearest(lat, lon)
+        km_per_lon_deg = KM_PER_DEG * max(math.cos(math.radians(lat)), 0.01)
+        found: list[tuple[float, int]] = []
+        for place_lat, place_lon, index in candidates:
+            dy = (place_lat - lat) * KM_PER_DEG
+            dx = (place_lon - lon) * km_per_lon_deg
+            found.append((dx * dx + dy * dy, index))
+        found.sort()
+        return [(index, math.sqrt(squared)) for squared, index in found[:NEIGHBOURS]]
 
     def nearest(self, lat: float, lon: float) -> list[tuple[int, float]]:
         """Up to ``NEIGHBOURS`` nearest places (index, distance in km), nearest first: the
@@ -326,7 +384,7 @@ def place_from_gps(
     country: str | None = None
     place: PopulatedPlace | None = None
     if in_region:
-        nearest = gazetteer.nearest(lat, lon)
+        nearest = gazetteer.nearest_in(lat, lon, facts.candidates)
         country = gazetteer.country_of_timezone(zone) or next(
             (gazetteer.places[index].country_code for index, _ in nearest), None
         )
