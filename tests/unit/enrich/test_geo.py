@@ -14,10 +14,10 @@ from enrich.geo import (
     H3_RESOLUTION,
     LOW_ACCURACY_M,
     Gazetteer,
-    load_gazetteer,
     locate_batch,
     normalise_name,
 )
+from enrich.places import load_gazetteer
 from terrain_contracts.markets import Market
 from terrain_contracts.submission import Location
 

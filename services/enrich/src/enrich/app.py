@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
 
-from enrich.geo import Gazetteer, load_gazetteer
+from enrich.geo import Gazetteer
+from enrich.places import load_gazetteer
 from enrich.segments import SegmentCache
 from enrich.settings import EnrichSettings
 from enrich.stages import SERVICE, EnrichRuntime, process_batch

