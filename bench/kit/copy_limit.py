@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 
 from bench.kit.submissions import RawRecord
-from enrich.geo import load_gazetteer
 from enrich.logic import Decoded, decode, plan_batch
+from enrich.places import load_gazetteer
 from enrich.repository import SUBMISSION_COLUMNS, submission_values
 from terrain_runtime.dlq import SourceRecord
 

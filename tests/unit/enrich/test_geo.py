@@ -5,15 +5,19 @@ listed Senegalese town, Richard-Toll, is given)."""
 
 from __future__ import annotations
 
+import random
+
+import h3  # type: ignore[import-untyped]
 import pytest
 
 from enrich.geo import (
+    H3_RESOLUTION,
     LOW_ACCURACY_M,
     Gazetteer,
-    load_gazetteer,
     locate_batch,
     normalise_name,
 )
+from enrich.places import load_gazetteer
 from terrain_contracts.markets import Market
 from terrain_contracts.submission import Location
 
@@ -182,3 +186,18 @@ def test_outside_the_region_has_no_country(gazetteer: Gazetteer) -> None:
     (paris,) = locate_batch(gazetteer, [Market.SN], [Location(lat=48.8566, lon=2.3522)])
     assert paris.country_code is None and paris.city is None
     assert paris.flags == ["outside_market"]
+
+
+def test_a_cells_candidates_give_each_fix_its_own_nearest_places(gazetteer: Gazetteer) -> None:
+    """The nearest places searched once per H3 cell are those of a search from the fix."""
+    rng = random.Random(5)
+    compared = 0
+    for _, _, lat, lon, _ in KNOWN_PLACES:
+        for _ in range(40):
+            fix_lat, fix_lon = lat + rng.uniform(-0.3, 0.3), lon + rng.uniform(-0.3, 0.3)
+            facts = gazetteer.cell(h3.latlng_to_cell(fix_lat, fix_lon, H3_RESOLUTION))
+            compared += facts.candidates is not None
+            assert gazetteer.nearest_in(fix_lat, fix_lon, facts.candidates) == gazetteer.nearest(
+                fix_lat, fix_lon
+            )
+    assert compared > len(KNOWN_PLACES) * 10  # both paths are compared

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
 
-from enrich.geo import load_gazetteer
+from enrich.geo import Gazetteer
+from enrich.places import load_gazetteer
 from enrich.segments import SegmentCache
 from enrich.settings import EnrichSettings
 from enrich.stages import SERVICE, EnrichRuntime, process_batch
@@ -26,11 +30,35 @@ from terrain_runtime.telemetry import setup_tracing
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class _Startup:
+    """What the lifespan starts and the first batch completes: the runtime, once the
+    gazetteer it loads meanwhile is there."""
+
+    pending: Callable[..., EnrichRuntime] | None = None
+    gazetteer: asyncio.Task[Gazetteer] | None = None
+    runtime: EnrichRuntime | None = None
+
+    async def ready(self, app: FastStream) -> EnrichRuntime:
+        assert self.pending is not None and self.gazetteer is not None, "lifespan not run"
+        try:
+            gazetteer = await self.gazetteer
+        except Exception:
+            log.critical("stopping the consumer: the gazetteer did not load", exc_info=True)
+            app.exit()
+            raise
+        self.runtime = self.pending(gazetteer=gazetteer)
+        # What startup allocated (the gazetteer, modules) stays for the process's life:
+        # out of the collector's way, a full collection no longer walks it.
+        gc.freeze()
+        return self.runtime
+
+
 def create_app(settings: EnrichSettings | None = None) -> FastStream:
     settings = settings or EnrichSettings()
     tracer_provider = setup_tracing(settings, SERVICE)
     broker = make_broker(settings, client_id=f"terrain-{SERVICE}", tracer_provider=tracer_provider)
-    state: dict[str, EnrichRuntime] = {}
+    startup = _Startup()
 
     @batch_subscriber(
         broker,
@@ -43,9 +71,10 @@ def create_app(settings: EnrichSettings | None = None) -> FastStream:
     )
     async def on_raw_submissions(message: KafkaMessage) -> None:
         records = source_records(message)
+        runtime = startup.runtime or await startup.ready(app)
         try:
             with BATCH_DURATION.labels(SERVICE, SUBMISSIONS_RAW.id).time():
-                await process_batch(state["runtime"], records)
+                await process_batch(runtime, records)
         except DeadLetterLimitExceeded as error:
             log.critical("stopping the consumer: %s", error)
             app.exit()
@@ -53,8 +82,9 @@ def create_app(settings: EnrichSettings | None = None) -> FastStream:
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
-        # About a second and ~30 MB: once per process, before the first batch, off the loop.
-        gazetteer = await asyncio.to_thread(load_gazetteer)
+        # About a second and ~30 MB, once per process, off the loop: while the consumer
+        # joins its group (seconds), not before it starts to.
+        gazetteer = asyncio.create_task(asyncio.to_thread(load_gazetteer))
         pool = await create_pool(
             settings.database_url.get_secret_value(),
             min_size=settings.db_pool_min,
@@ -62,21 +92,23 @@ def create_app(settings: EnrichSettings | None = None) -> FastStream:
         )
         producer = make_producer(settings, client_id=f"terrain-{SERVICE}-producer")
         await producer.start()
-        state["runtime"] = EnrichRuntime(
+        startup.pending = functools.partial(
+            EnrichRuntime,
             settings=settings,
             producer=producer,
             pool=pool,
             enriched_topic=settings.topic(SUBMISSIONS_ENRICHED),
-            gazetteer=gazetteer,
             segments=SegmentCache(
                 max_entries=settings.segment_cache_entries, ttl_s=settings.segment_cache_ttl_s
             ),
         )
+        startup.gazetteer = gazetteer
         lag_monitor = consumer_lag_monitor(settings, service=SERVICE, source=SUBMISSIONS_RAW)
         lag_monitor.start()
         try:
             yield
         finally:
+            gazetteer.cancel()
             await lag_monitor.stop()
             # The broker (consumer) stopped before this: no batch is publishing any more.
             await producer.stop()

