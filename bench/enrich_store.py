@@ -36,7 +36,7 @@ from bench.kit import profile, pyspy, results, statements
 from bench.kit.copy_limit import copy_limit
 from bench.kit.procstat import cpu_s, rss_mb
 from bench.kit.stack import LOGS, ROOT, admin_database_url, fresh_topics
-from bench.kit.submissions import RawRecord, raw_records
+from bench.kit.submissions import RawRecord, ingest_headers, raw_records
 from enrich.repository import fetch_segment_histories, import_segments
 from enrich.segments import SegmentRecord
 from terrain_contracts.topics import SUBMISSIONS_RAW
@@ -56,8 +56,8 @@ async def produce_all(topic: str, records: list[RawRecord]) -> None:
     await producer.start()
     try:
         pending = []
-        for key, value in records:
-            pending.append(await producer.send(topic, value, key=key))
+        for n, (key, value) in enumerate(records):
+            pending.append(await producer.send(topic, value, key=key, headers=ingest_headers(n)))
             if len(pending) >= 5_000:
                 await asyncio.gather(*pending)
                 pending.clear()
@@ -192,7 +192,9 @@ async def run_steady(
     connection = await asyncpg.connect(url)
     count = "SELECT count(*) FROM terrain.submissions"
     try:
-        await producer.send_and_wait(topic, records[0][1], key=records[0][0])
+        await producer.send_and_wait(
+            topic, records[0][1], key=records[0][0], headers=ingest_headers(0)
+        )
         while not await connection.fetchval(count):
             if process.returncode is not None:
                 raise RuntimeError("enrich stopped")
@@ -203,7 +205,7 @@ async def run_steady(
         for n, (key, value) in enumerate(records[1:], start=1):
             if (due := started + n / rate - time.monotonic()) > 0:
                 await asyncio.sleep(due)
-            pending.append(await producer.send(topic, value, key=key))
+            pending.append(await producer.send(topic, value, key=key, headers=ingest_headers(n)))
         sent = await asyncio.gather(*pending)
         while await connection.fetchval(count) < len(records):
             if process.returncode is not None:

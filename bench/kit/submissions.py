@@ -25,6 +25,7 @@ from typing import Any
 from uuid import uuid4
 
 from bench.kit.load import ID_SLOT, Request
+from terrain_contracts.headers import CONTENT_TYPE, JSON, TRACEPARENT
 from terrain_simulator.generator import DayOptions, PlannedVisit, field_day
 from terrain_testkit.factories import raw_envelope
 
@@ -140,6 +141,18 @@ def raw_records(count: int, seed: int) -> tuple[list[RawRecord], list[str]]:
         new_id = str(uuid4())
         records.append((new_id.encode(), text.replace(old_id, new_id).encode()))
     return records, hashes
+
+
+def ingest_headers(n: int) -> list[tuple[str, bytes]]:
+    """The headers ingest puts on the ``n``-th raw record: its content type and the
+    submission's traceparent, sampled for one in ten as the deployed ratio (0.1) samples
+    ordinary traces, so enrich pays for spans as it does behind ingest."""
+    trace_id, span_id = f"{n + 1:032x}", f"{n + 1:016x}"
+    flags = "01" if n % 10 == 0 else "00"
+    return [
+        (CONTENT_TYPE, JSON.encode()),
+        (TRACEPARENT, f"00-{trace_id}-{span_id}-{flags}".encode()),
+    ]
 
 
 def raw_record_size(records: list[RawRecord]) -> int:
