@@ -11,6 +11,7 @@ and the stream goes on. Delivery is the sender's job (sender.py).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from opentelemetry import trace
 from notify import __version__
 from notify.deciding import decide
 from notify.facts import AlertFacts, read_alert_facts
-from notify.outbox import AlertToRecord
+from notify.outbox import AlertToRecord, Throttle
 from notify.routing import route_alerts
 from notify.rules import RuleSet
 from notify.settings import NotifySettings
@@ -193,9 +194,11 @@ def _decision_error(item: Received, error: Exception) -> Failure:
 
 
 async def write_outbox(
-    connection: Connection, pending: Sequence[PendingAlert]
+    connection: Connection, pending: Sequence[PendingAlert], *, throttle: Throttle | None = None
 ) -> tuple[list[int], list[Failure]]:
-    routed = await route_alerts(connection=connection, alerts=[p.alert for p in pending])
+    routed = await route_alerts(
+        connection=connection, alerts=[p.alert for p in pending], throttle=throttle
+    )
     return [routed.created], []
 
 
@@ -227,7 +230,12 @@ class NotifyRuntime:
             producer=self.producer,
             decode=decode,
             process=self._decide,
-            store=write_outbox,
+            store=functools.partial(
+                write_outbox,
+                throttle=Throttle(
+                    self.settings.throttle_p2_per_window, self.settings.throttle_window_s
+                ),
+            ),
             rejected=outbox_rejected,
             publish=self._wake,
         )
