@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from terrain_contracts.vocabulary import DeliveryOutcome, Severity
+from terrain_contracts.vocabulary import Severity
 from terrain_runtime.db import Connection
 
 # One statement per batch: every routed alert's rows and every unroutable alert. A
@@ -304,13 +304,6 @@ async def admit_p2(
         return False
 
 
-@dataclass(frozen=True, slots=True)
-class ChannelResult:
-    channel: str
-    ok: bool
-    detail: str
-
-
 async def extend_leases(*, connection: Connection, claims: dict[UUID, int], lease_s: float) -> int:
     """Push the lease of alerts still in delivery; only claims still ours (same attempt,
     still pending) are extended. Returns how many were."""
@@ -326,102 +319,6 @@ async def extend_leases(*, connection: Connection, claims: dict[UUID, int], leas
         lease_s,
     )
     return int(status.rsplit(" ", 1)[-1])
-
-
-# The sender gave up on an alert: if no other alert of its submission and rule was delivered
-# or may still be (pending, held, in a digest), nobody will hear of the complaint. The lock
-# serialises the recipients of one submission failing at the same moment, so the last one
-# to give up sees the others' outcome (else each would see the other still pending).
-_LOCK_SUBMISSION_RULE = """
-SELECT pg_advisory_xact_lock(hashtextextended(submission_id::text || '/' || rule_id, 6))
-FROM terrain.alerts WHERE alert_id = $1
-"""
-_RECORD_ALL_FAILED = """
-INSERT INTO terrain.unroutable_alerts
-    (submission_id, rule_id, market, severity, signals, reason, detail, received_at,
-     ruleset_version, payload, trace_context)
-SELECT a.submission_id, a.rule_id, a.market, a.severity, a.signals, 'all_channels_failed',
-       format('every channel of %s recipient(s) failed for good', (
-           SELECT count(*) FROM terrain.alerts o
-           WHERE o.submission_id = a.submission_id AND o.rule_id = a.rule_id)),
-       a.received_at, a.ruleset_version, a.payload, a.trace_context
-FROM terrain.alerts a
-WHERE a.alert_id = $1 AND a.rule_id <> 'digest'
-  AND NOT EXISTS (
-      SELECT 1 FROM terrain.alerts o
-      WHERE o.submission_id = a.submission_id AND o.rule_id = a.rule_id
-        AND o.status <> 'failed')
-ON CONFLICT (submission_id, rule_id) DO NOTHING
-RETURNING submission_id, rule_id, market, severity
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryRecorded:
-    delivered_at: datetime | None = None
-    # Set when this failure left the complaint with nobody to receive it (recorded now).
-    unroutable: UnroutableAlert | None = None
-
-
-async def record_delivery(
-    *,
-    connection: Connection,
-    alert_id: UUID,
-    attempt: int,
-    results: list[ChannelResult],
-    outcome: DeliveryOutcome,
-    retry_in_s: float | None = None,
-) -> DeliveryRecorded:
-    """Every channel's attempt, then the alert's state: ``delivered``, ``retry`` (after
-    ``retry_in_s``) or ``failed``; a failure that leaves the complaint with nobody who
-    received it or may still receive it is recorded as unroutable."""
-    async with connection.transaction():
-        await connection.executemany(
-            """INSERT INTO terrain.alert_deliveries (alert_id, channel, attempt, ok, detail)
-               VALUES ($1, $2, $3, $4, $5)""",
-            [(alert_id, r.channel, attempt, r.ok, r.detail[:1000]) for r in results],
-        )
-        done = [r.channel for r in results if r.ok]
-        if outcome == DeliveryOutcome.DELIVERED:
-            delivered_at: datetime = await connection.fetchval(
-                """UPDATE terrain.alerts SET status = 'delivered', delivered_at = now(),
-                          channels_done = channels_done || $2::text[]
-                   WHERE alert_id = $1 RETURNING delivered_at""",
-                alert_id,
-                done,
-            )
-            return DeliveryRecorded(delivered_at=delivered_at)
-        if outcome == DeliveryOutcome.FAILED:
-            await connection.execute(_LOCK_SUBMISSION_RULE, alert_id)
-            await connection.execute(
-                """UPDATE terrain.alerts SET status = 'failed',
-                          channels_done = channels_done || $2::text[]
-                   WHERE alert_id = $1""",
-                alert_id,
-                done,
-            )
-            row = await connection.fetchrow(_RECORD_ALL_FAILED, alert_id)
-            if row is None:
-                return DeliveryRecorded()
-            return DeliveryRecorded(
-                unroutable=UnroutableAlert(
-                    row["submission_id"],
-                    row["rule_id"],
-                    row["market"],
-                    Severity(row["severity"]),
-                    "all_channels_failed",
-                )
-            )
-        await connection.execute(
-            """UPDATE terrain.alerts
-               SET next_attempt_at = now() + make_interval(secs => $2),
-                   channels_done = channels_done || $3::text[]
-               WHERE alert_id = $1""",
-            alert_id,
-            retry_in_s or 0.0,
-            done,
-        )
-        return DeliveryRecorded()
 
 
 _FORM_DIGEST = """

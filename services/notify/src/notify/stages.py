@@ -27,6 +27,7 @@ from notify.outbox import AlertToRecord, Throttle
 from notify.routing import route_alerts
 from notify.rules import RuleSet
 from notify.settings import NotifySettings
+from terrain_contracts.headers import TRACEPARENT
 from terrain_contracts.messages import (
     SubmissionStoredV1,
     decode_stored_submission,
@@ -117,17 +118,21 @@ def decide_alerts(
     calm = 0
     for item in received:
         facts = item.facts
-        parent = context_from_headers(item.record.headers)
         try:
             decision = decide(facts, ruleset)
         except Exception as error:
             attributes = submission_attributes(facts.submission_id, facts.market.value)
+            parent = context_from_headers(item.record.headers)
             with span_in(_tracer, "decide alerts", parent, attributes=attributes):
                 log.exception("rules raised on %s", facts.submission_id)
             failures.append(_decision_error(item, error))
             continue
         if decision is None:
             calm += 1
+            if _unsampled(item.record.headers):
+                # Its span would follow its trace's flag and be dropped: not worth starting.
+                continue
+            parent = context_from_headers(item.record.headers)
             # Nothing runs in it and nothing follows from it: started and ended at once.
             _tracer.start_span(
                 "decide alerts",
@@ -149,6 +154,7 @@ def decide_alerts(
         attributes = submission_attributes(
             stored.submission_id, stored.market.value, keep=Keep.ALERT
         )
+        parent = context_from_headers(item.record.headers)
         with span_in(_tracer, "decide alerts", parent, attributes=attributes) as span:
             span.set_attribute("terrain.rule", decision.rule_id)
             try:
@@ -182,6 +188,19 @@ def decide_alerts(
     if alerts:
         RECORDS_PROCESSED.labels(SERVICE, SUBMISSIONS_ENRICHED.id, "alerted").inc(len(alerts))
     return alerts, failures
+
+
+def _unsampled(headers: Sequence[tuple[str, bytes]]) -> bool:
+    """Whether the record's W3C traceparent says its trace is not sampled (flags without
+    the sampled bit); False without one, when the sampler decides a new trace."""
+    for key, value in headers:
+        if key == TRACEPARENT:
+            return len(value) == 55 and value[-2:] in _UNSAMPLED_FLAGS
+    return False
+
+
+# W3C trace flags are one byte; only its lowest bit says "sampled".
+_UNSAMPLED_FLAGS = frozenset(f"{flags:02x}".encode() for flags in range(0, 256, 2))
 
 
 def _decision_error(item: Received, error: Exception) -> Failure:
