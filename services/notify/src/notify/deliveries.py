@@ -171,39 +171,46 @@ class DeliveredAlerts:
         self._pool = pool
         self._waiting: list[tuple[Delivery, asyncio.Future[datetime | None]]] = []
         self._writing: asyncio.Task[None] | None = None
+        self._writing_now: list[tuple[Delivery, asyncio.Future[datetime | None]]] = []
 
     async def record(self, delivery: Delivery) -> datetime | None:
         future: asyncio.Future[datetime | None] = asyncio.get_running_loop().create_future()
         self._waiting.append((delivery, future))
         if self._writing is None:
             self._writing = asyncio.create_task(self._write())
+            self._writing.add_done_callback(self._written)
         return await future
 
     async def _write(self) -> None:
-        batch: list[tuple[Delivery, asyncio.Future[datetime | None]]] = []
-        try:
-            # One turn of the loop: the deliveries ending in this one join the statement.
-            await asyncio.sleep(0)
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
-                try:
-                    async with self._pool.acquire() as connection:
-                        delivered = await record_delivered(
-                            connection=connection, deliveries=[d for d, _ in batch]
-                        )
-                except Exception as error:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(error)
-                    continue
-                for delivery, future in batch:
-                    if not future.done():
-                        future.set_result(delivered.get(delivery.alert_id))
-            batch = []
-        finally:
-            self._writing = None
-            # Cancelled on the way (shutdown): nobody waits for a statement never sent.
-            for _, future in [*batch, *self._waiting]:
-                if not future.done():
-                    future.cancel()
+        # One turn of the loop: the deliveries ending in this one join the statement.
+        await asyncio.sleep(0)
+        while self._waiting:
+            # Those that come during the statement are the next one's.
+            batch = self._writing_now = self._waiting
             self._waiting = []
+            try:
+                async with self._pool.acquire() as connection:
+                    delivered = await record_delivered(
+                        connection=connection, deliveries=[d for d, _ in batch]
+                    )
+            except Exception as error:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                delivered = {}
+            for delivery, future in batch:
+                if not future.done():
+                    future.set_result(delivered.get(delivery.alert_id))
+        # Nothing waits: the next delivery starts a writer (set here, not in a callback,
+        # which would run after that delivery).
+        self._writing, self._writing_now = None, []
+
+    def _written(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled():
+            return
+        self._writing = None
+        # Cancelled on the way (shutdown): nobody waits for a statement never sent.
+        for _, future in [*self._writing_now, *self._waiting]:
+            if not future.done():
+                future.cancel()
+        self._waiting, self._writing_now = [], []
