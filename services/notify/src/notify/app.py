@@ -134,6 +134,8 @@ def create_app(
         group_id=settings.group_id,
         max_records=settings.batch_max_records,
         timeout_ms=settings.batch_timeout_ms,
+        fetch_min_bytes=settings.batch_fetch_min_bytes,
+        fetch_max_wait_ms=settings.batch_fetch_max_wait_ms,
     )
     async def on_stored_submissions(message: KafkaMessage) -> None:
         records = source_records(message)
