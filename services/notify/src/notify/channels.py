@@ -71,12 +71,15 @@ class MarketClients:
 
     def __init__(self, timeout_s: float) -> None:
         self._timeout_s = timeout_s
+        # One TLS context for all: each client would load the CA bundle again (~1 MB each).
+        self._tls = httpx.create_ssl_context()
         self._clients: dict[str, httpx.AsyncClient] = {}
 
     def of(self, market: str) -> httpx.AsyncClient:
         client = self._clients.get(market)
         if client is None:
-            client = self._clients[market] = httpx.AsyncClient(timeout=self._timeout_s)
+            client = httpx.AsyncClient(timeout=self._timeout_s, verify=self._tls)
+            self._clients[market] = client
         return client
 
     async def aclose(self) -> None:
