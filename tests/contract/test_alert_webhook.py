@@ -89,7 +89,7 @@ async def notify_sends(
         return httpx.Response(204)
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(receiver)) as client:
-        channel = WebhookChannel(client, SECRET)
+        channel = WebhookChannel(lambda _: client, SECRET)
         await channel.deliver(
             Recipient(None, alert.webhook_url, None, "fr"),
             sender._body(alert),  # private, but it is what managers receive

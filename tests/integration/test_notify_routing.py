@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from notify.app import create_app
-from notify.outbox import AlertToRecord
+from notify.outbox import AlertToRecord, Throttle
 from notify.routing import route_alerts
 from terrain_cli.trace import show
 from terrain_contracts.topics import SUBMISSIONS_ENRICHED
@@ -278,11 +278,46 @@ async def test_a_batch_is_routed_at_once_and_a_redelivery_after_the_directory_ch
     assert unroutable[0]["n"] == 100
 
 
-def _alert(market: str, received_at: datetime) -> AlertToRecord:
+async def test_p2_alerts_take_their_managers_throttle_slots_when_routed_even_side_by_side(
+    settings_kwargs: dict[str, Any], database_url: str, directory: Any
+) -> None:
+    settings = notify_settings(settings_kwargs)
+    manager = await add(directory, settings, market="GN", name="Aissatou", email="a@example.gn")
+    now = datetime.now(UTC)
+    throttle = Throttle(limit=3, window_s=3600)
+    batches = [[_alert("GN", now, Severity.P2) for _ in range(4)] for _ in range(3)]
+    urgent = [_alert("GN", now) for _ in range(2)]
+    pool = await asyncpg.create_pool(database_url, min_size=3, max_size=3)
+    assert pool is not None
+    try:
+
+        async def route(alerts: list[AlertToRecord]) -> int:
+            async with pool.acquire() as connection:
+                routed = await route_alerts(connection=connection, alerts=alerts, throttle=throttle)
+            return routed.created
+
+        # Three consumers at once: the count-then-take is atomic across them.
+        created = await asyncio.gather(*(route(b) for b in [*batches, urgent]))
+    finally:
+        await pool.close()
+    assert created == [4, 4, 4, 2]
+    rows = await alerts_of(
+        database_url,
+        """SELECT severity, status, throttle_counted_at IS NOT NULL AS counted
+           FROM terrain.alerts WHERE manager_id = $1""",
+        manager,
+    )
+    states = sorted((r["severity"], r["status"], r["counted"]) for r in rows)
+    assert states == sorted(
+        [("P1", "pending", False)] * 2 + [("P2", "pending", True)] * 3 + [("P2", "held", False)] * 9
+    )
+
+
+def _alert(market: str, received_at: datetime, severity: Severity = Severity.P1) -> AlertToRecord:
     return AlertToRecord(
         submission_id=uuid4(),
-        rule_id="p1-agent-urgent",
-        severity=Severity.P1,
+        rule_id="p1-agent-urgent" if severity == Severity.P1 else "p2-unhappy-core-topic",
+        severity=severity,
         signals=[],
         market=market,
         received_at=received_at,

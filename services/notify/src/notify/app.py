@@ -19,6 +19,7 @@ from faststream.kafka.annotations import KafkaMessage
 from notify.channels import (
     Channel,
     EmailChannel,
+    MarketClients,
     SmsGatewayChannel,
     SmtpConfig,
     WebhookChannel,
@@ -62,9 +63,11 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def build_channels(settings: NotifySettings, client: httpx.AsyncClient) -> list[Channel]:
+def build_channels(
+    settings: NotifySettings, client: httpx.AsyncClient, webhooks: MarketClients
+) -> list[Channel]:
     channels: list[Channel] = [
-        WebhookChannel(client, settings.webhook_signing_secret.get_secret_value().encode())
+        WebhookChannel(webhooks.of, settings.webhook_signing_secret.get_secret_value().encode())
     ]
     if settings.smtp_host:
         channels.append(
@@ -130,6 +133,8 @@ def create_app(
         group_id=settings.group_id,
         max_records=settings.batch_max_records,
         timeout_ms=settings.batch_timeout_ms,
+        fetch_min_bytes=settings.batch_fetch_min_bytes,
+        fetch_max_wait_ms=settings.batch_fetch_max_wait_ms,
     )
     async def on_stored_submissions(message: KafkaMessage) -> None:
         records = source_records(message)
@@ -161,10 +166,11 @@ def create_app(
         state["runtime"] = runtime
         sealer = settings.sealer()
         client = httpx.AsyncClient(timeout=settings.webhook_timeout_s)
+        webhooks = MarketClients(settings.webhook_timeout_s)
         sender = OutboxSender(
             settings=settings,
             pool=pool,
-            channels=build_channels(settings, client),
+            channels=build_channels(settings, client, webhooks),
             sealer=sealer,
             wake=runtime.wake_sender,
             now=now,
@@ -220,6 +226,7 @@ def create_app(
             await sender.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
             await client.aclose()
+            await webhooks.aclose()
             await producer.stop()
             await pool.close()
             tracer_provider.shutdown()

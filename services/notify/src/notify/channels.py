@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any, Protocol
@@ -57,11 +58,42 @@ def _signature(body: bytes, secret: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
+class MarketClients:
+    """One pooled HTTP client per market, created on first use and closed together.
+
+    httpx's pool walks every connection it holds on each request and on each response
+    (an expiry check that polls each idle socket): one client shared by every market
+    holds up to ``sender_concurrency`` connections, and a webhook POST cost about twice
+    the CPU at 50 in flight as at 8 (measured on loopback). A market has at most
+    ``sender_per_market`` deliveries in flight, so its own pool stays that small, and a
+    slow market's connections are not even in another's pool.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self._timeout_s = timeout_s
+        # One TLS context for all: each client would load the CA bundle again (~1 MB each).
+        self._tls = httpx.create_ssl_context()
+        self._clients: dict[str, httpx.AsyncClient] = {}
+
+    def of(self, market: str) -> httpx.AsyncClient:
+        client = self._clients.get(market)
+        if client is None:
+            client = httpx.AsyncClient(timeout=self._timeout_s, verify=self._tls)
+            self._clients[market] = client
+        return client
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+
 class WebhookChannel:
     name = "webhook"
 
-    def __init__(self, client: httpx.AsyncClient, secret: bytes) -> None:
-        self._client = client
+    def __init__(self, client_of: Callable[[str], httpx.AsyncClient], secret: bytes) -> None:
+        """``client_of(market)``: the pooled client that market's webhooks go through."""
+        self._client_of = client_of
         self._secret = secret
 
     def reaches(self, recipient: Recipient) -> bool:
@@ -79,7 +111,8 @@ class WebhookChannel:
             "x-terrain-signature": _signature(timestamp.encode() + b"." + body, self._secret),
         }
         try:
-            response = await self._client.post(recipient.webhook_url, content=body, headers=headers)
+            client = self._client_of(str(alert.get("market", "")))
+            response = await client.post(recipient.webhook_url, content=body, headers=headers)
         except httpx.HTTPError as error:
             raise DeliveryFailed(f"{type(error).__name__}: {error}"[:300]) from None
         return _http_outcome(response)

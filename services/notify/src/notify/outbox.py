@@ -10,31 +10,48 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from terrain_contracts.vocabulary import DeliveryOutcome, Severity
+from terrain_contracts.vocabulary import Severity
 from terrain_runtime.db import Connection
 
 # One statement per batch: every routed alert's rows and every unroutable alert. A
 # submission that already has alerts for its rule is left alone: a redelivery after the
-# directory changed must not send it to a second set of managers.
+# directory changed must not send it to a second set of managers (nor can a resend in the
+# same batch count twice against a throttle). A P2 alert subject to the throttle ($2 a
+# manager per $3 seconds; $2 NULL: counted by the sender instead) takes one of its
+# manager's slots here, or is written held for the digest: deciding it at delivery cost a
+# transaction, a lock and three statements per alert, for the two thirds of a field day's
+# alerts that are P2 and mostly held.
 _RECORD_ROUTED = """
 WITH d AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS d(
-        submission_id uuid, rule_id text, severity text, signals text[], market text,
+        n int, submission_id uuid, rule_id text, severity text, signals text[], market text,
         received_at timestamptz, payload jsonb, ruleset_version text, trace_context jsonb,
         level smallint, manager_ids uuid[], detail text)),
 fresh AS (
-    SELECT * FROM d WHERE NOT EXISTS (
+    SELECT DISTINCT ON (submission_id, rule_id) * FROM d WHERE NOT EXISTS (
         SELECT 1 FROM terrain.alerts a
         WHERE a.submission_id = d.submission_id AND a.rule_id = d.rule_id)),
+rows AS (
+    SELECT f.*, m.manager_id, f.severity = 'P2' AND $2::int IS NOT NULL AS counts,
+           row_number() OVER (PARTITION BY m.manager_id, f.severity ORDER BY f.n) AS nth
+    FROM fresh f CROSS JOIN LATERAL unnest(f.manager_ids) AS m(manager_id)),
+used AS (
+    SELECT r.manager_id, (
+        SELECT count(*) FROM terrain.alerts a
+        WHERE a.manager_id = r.manager_id
+          AND a.throttle_counted_at > now() - make_interval(secs => $3)) AS n
+    FROM (SELECT DISTINCT manager_id FROM rows WHERE counts) r),
 inserted AS (
     INSERT INTO terrain.alerts
         (submission_id, manager_id, rule_id, severity, signals, market, received_at, payload,
-         ruleset_version, trace_context, level)
-    SELECT f.submission_id, m.manager_id, f.rule_id, f.severity, f.signals, f.market,
-           f.received_at, f.payload, f.ruleset_version, f.trace_context, f.level
-    FROM fresh f CROSS JOIN LATERAL unnest(f.manager_ids) AS m(manager_id)
+         ruleset_version, trace_context, level, status, throttle_counted_at)
+    SELECT r.submission_id, r.manager_id, r.rule_id, r.severity, r.signals, r.market,
+           r.received_at, r.payload, r.ruleset_version, r.trace_context, r.level,
+           CASE WHEN r.counts AND r.nth > $2 - u.n THEN 'held' ELSE 'pending' END,
+           CASE WHEN r.counts AND r.nth <= $2 - u.n THEN now() END
+    FROM rows r LEFT JOIN used u ON u.manager_id = r.manager_id
     ON CONFLICT (submission_id, manager_id, rule_id) DO NOTHING
-    RETURNING 1),
+    RETURNING status),
 unroutable AS (
     INSERT INTO terrain.unroutable_alerts
         (submission_id, rule_id, market, severity, signals, reason, detail, received_at,
@@ -45,7 +62,16 @@ unroutable AS (
     ON CONFLICT (submission_id, rule_id) DO NOTHING
     RETURNING submission_id, rule_id, market, severity)
 SELECT (SELECT count(*) FROM inserted) AS created,
+       (SELECT count(*) FROM inserted WHERE status = 'held') AS held,
        coalesce((SELECT jsonb_agg(to_jsonb(u)) FROM unroutable u), '[]'::jsonb) AS unroutable
+"""
+
+# The throttle's count-then-take is atomic across batches, replicas and the sender's own
+# admissions (admit_p2): each of the batch's managers is locked, in one order everywhere,
+# until the routing transaction ends, and the statement above reads the counts after that.
+_LOCK_MANAGERS = """
+SELECT pg_advisory_xact_lock(k) FROM (
+    SELECT DISTINCT hashtextextended(m::text, 5) AS k FROM unnest($1::uuid[]) AS m ORDER BY k) s
 """
 
 # Claiming pushes next_attempt_at forward by a short lease that the sender renews while the
@@ -121,6 +147,16 @@ class Recorded:
     created: int
     # Only those recorded now: a redelivered batch returns none.
     unroutable: list[UnroutableAlert]
+    # Of ``created``, the P2 alerts over their manager's throttle, held for the digest.
+    held: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Throttle:
+    """At most ``limit`` P2 alerts a manager per ``window_s``; the rest wait for a digest."""
+
+    limit: int
+    window_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,14 +184,20 @@ class DueAlert:
     manager_active: bool = True
 
 
-async def record_routed(*, connection: Connection, alerts: list[RoutedAlert]) -> Recorded:
+async def record_routed(
+    *, connection: Connection, alerts: list[RoutedAlert], throttle: Throttle | None = None
+) -> Recorded:
     """Write one outbox row per (submission, chosen manager, rule), and an unroutable row per
-    alert routed to nobody, in one statement; a redelivered submission adds none of either."""
+    alert routed to nobody, in one statement; a redelivered submission adds none of either.
+    With ``throttle``, each P2 row takes one of its manager's slots or is written held (the
+    managers are locked for that until the caller's transaction ends); without, the sender
+    counts it when it delivers."""
     if not alerts:
         return Recorded(0, [])
     document = json.dumps(
         [
             {
+                "n": n,
                 "submission_id": str(r.alert.submission_id),
                 "rule_id": r.alert.rule_id,
                 "severity": r.alert.severity,
@@ -169,11 +211,19 @@ async def record_routed(*, connection: Connection, alerts: list[RoutedAlert]) ->
                 "manager_ids": [str(m) for m in r.manager_ids],
                 "detail": r.detail,
             }
-            for r in alerts
+            for n, r in enumerate(alerts)
         ],
         ensure_ascii=False,
     )
-    row = await connection.fetchrow(_RECORD_ROUTED, document)
+    throttled = {m for r in alerts if r.alert.severity == Severity.P2 for m in r.manager_ids}
+    if throttle is not None and throttled:
+        await connection.execute(_LOCK_MANAGERS, sorted(throttled))
+    row = await connection.fetchrow(
+        _RECORD_ROUTED,
+        document,
+        throttle.limit if throttle else None,
+        throttle.window_s if throttle else 0.0,
+    )
     assert row is not None
     unroutable = [
         UnroutableAlert(
@@ -185,7 +235,7 @@ async def record_routed(*, connection: Connection, alerts: list[RoutedAlert]) ->
         )
         for u in json.loads(row["unroutable"])
     ]
-    return Recorded(int(row["created"]), unroutable)
+    return Recorded(int(row["created"]), unroutable, int(row["held"]))
 
 
 async def claim_due(
@@ -254,13 +304,6 @@ async def admit_p2(
         return False
 
 
-@dataclass(frozen=True, slots=True)
-class ChannelResult:
-    channel: str
-    ok: bool
-    detail: str
-
-
 async def extend_leases(*, connection: Connection, claims: dict[UUID, int], lease_s: float) -> int:
     """Push the lease of alerts still in delivery; only claims still ours (same attempt,
     still pending) are extended. Returns how many were."""
@@ -276,102 +319,6 @@ async def extend_leases(*, connection: Connection, claims: dict[UUID, int], leas
         lease_s,
     )
     return int(status.rsplit(" ", 1)[-1])
-
-
-# The sender gave up on an alert: if no other alert of its submission and rule was delivered
-# or may still be (pending, held, in a digest), nobody will hear of the complaint. The lock
-# serialises the recipients of one submission failing at the same moment, so the last one
-# to give up sees the others' outcome (else each would see the other still pending).
-_LOCK_SUBMISSION_RULE = """
-SELECT pg_advisory_xact_lock(hashtextextended(submission_id::text || '/' || rule_id, 6))
-FROM terrain.alerts WHERE alert_id = $1
-"""
-_RECORD_ALL_FAILED = """
-INSERT INTO terrain.unroutable_alerts
-    (submission_id, rule_id, market, severity, signals, reason, detail, received_at,
-     ruleset_version, payload, trace_context)
-SELECT a.submission_id, a.rule_id, a.market, a.severity, a.signals, 'all_channels_failed',
-       format('every channel of %s recipient(s) failed for good', (
-           SELECT count(*) FROM terrain.alerts o
-           WHERE o.submission_id = a.submission_id AND o.rule_id = a.rule_id)),
-       a.received_at, a.ruleset_version, a.payload, a.trace_context
-FROM terrain.alerts a
-WHERE a.alert_id = $1 AND a.rule_id <> 'digest'
-  AND NOT EXISTS (
-      SELECT 1 FROM terrain.alerts o
-      WHERE o.submission_id = a.submission_id AND o.rule_id = a.rule_id
-        AND o.status <> 'failed')
-ON CONFLICT (submission_id, rule_id) DO NOTHING
-RETURNING submission_id, rule_id, market, severity
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryRecorded:
-    delivered_at: datetime | None = None
-    # Set when this failure left the complaint with nobody to receive it (recorded now).
-    unroutable: UnroutableAlert | None = None
-
-
-async def record_delivery(
-    *,
-    connection: Connection,
-    alert_id: UUID,
-    attempt: int,
-    results: list[ChannelResult],
-    outcome: DeliveryOutcome,
-    retry_in_s: float | None = None,
-) -> DeliveryRecorded:
-    """Every channel's attempt, then the alert's state: ``delivered``, ``retry`` (after
-    ``retry_in_s``) or ``failed``; a failure that leaves the complaint with nobody who
-    received it or may still receive it is recorded as unroutable."""
-    async with connection.transaction():
-        await connection.executemany(
-            """INSERT INTO terrain.alert_deliveries (alert_id, channel, attempt, ok, detail)
-               VALUES ($1, $2, $3, $4, $5)""",
-            [(alert_id, r.channel, attempt, r.ok, r.detail[:1000]) for r in results],
-        )
-        done = [r.channel for r in results if r.ok]
-        if outcome == DeliveryOutcome.DELIVERED:
-            delivered_at: datetime = await connection.fetchval(
-                """UPDATE terrain.alerts SET status = 'delivered', delivered_at = now(),
-                          channels_done = channels_done || $2::text[]
-                   WHERE alert_id = $1 RETURNING delivered_at""",
-                alert_id,
-                done,
-            )
-            return DeliveryRecorded(delivered_at=delivered_at)
-        if outcome == DeliveryOutcome.FAILED:
-            await connection.execute(_LOCK_SUBMISSION_RULE, alert_id)
-            await connection.execute(
-                """UPDATE terrain.alerts SET status = 'failed',
-                          channels_done = channels_done || $2::text[]
-                   WHERE alert_id = $1""",
-                alert_id,
-                done,
-            )
-            row = await connection.fetchrow(_RECORD_ALL_FAILED, alert_id)
-            if row is None:
-                return DeliveryRecorded()
-            return DeliveryRecorded(
-                unroutable=UnroutableAlert(
-                    row["submission_id"],
-                    row["rule_id"],
-                    row["market"],
-                    Severity(row["severity"]),
-                    "all_channels_failed",
-                )
-            )
-        await connection.execute(
-            """UPDATE terrain.alerts
-               SET next_attempt_at = now() + make_interval(secs => $2),
-                   channels_done = channels_done || $3::text[]
-               WHERE alert_id = $1""",
-            alert_id,
-            retry_in_s or 0.0,
-            done,
-        )
-        return DeliveryRecorded()
 
 
 _FORM_DIGEST = """

@@ -26,7 +26,14 @@ import structlog
 
 from notify.acknowledgements import lock_for_escalation, record_escalation
 from notify.managers import REGIONAL, Receiver, receivers_in
-from notify.outbox import AlertToRecord, RoutedAlert, UnroutableAlert, record_routed
+from notify.metrics import ALERTS_HELD
+from notify.outbox import (
+    AlertToRecord,
+    RoutedAlert,
+    Throttle,
+    UnroutableAlert,
+    record_routed,
+)
 from terrain_runtime.db import Connection
 from terrain_runtime.metrics import ALERTS_UNROUTABLE
 
@@ -105,14 +112,21 @@ class Routed:
     unroutable: list[UnroutableAlert]
 
 
-async def route_alerts(*, connection: Connection, alerts: list[AlertToRecord]) -> Routed:
+async def route_alerts(
+    *, connection: Connection, alerts: list[AlertToRecord], throttle: Throttle | None = None
+) -> Routed:
     """Route a batch's alerts and write them to the outbox; the unroutable ones are recorded,
     counted and logged. Two statements per batch, whatever its size: the directory of its
-    markets, then every row."""
+    markets, then every row (with ``throttle``, a third locks the managers of its P2 alerts,
+    which take their throttle slots or are held right there)."""
     if not alerts:
         return Routed(0, [])
     receivers = await receivers_in(connection=connection, markets={a.market for a in alerts})
-    recorded = await record_routed(connection=connection, alerts=plan_routes(alerts, receivers))
+    routes = plan_routes(alerts, receivers)
+    async with connection.transaction():
+        recorded = await record_routed(connection=connection, alerts=routes, throttle=throttle)
+    if recorded.held:
+        ALERTS_HELD.inc(recorded.held)
     for unroutable in recorded.unroutable:
         report_unroutable(unroutable)
     return Routed(recorded.created, recorded.unroutable)

@@ -25,17 +25,16 @@ import asyncpg
 from opentelemetry import trace
 
 from notify.channels import Channel, DeliveryFailed, Recipient
-from notify.links import ack_link
-from notify.metrics import ALERT_DELIVERY_ATTEMPTS, ALERT_LATENCY, ALERTS_HELD, ALERTS_SENT
-from notify.outbox import (
+from notify.deliveries import (
     ChannelResult,
+    DeliveredAlerts,
+    Delivery,
     DeliveryRecorded,
-    DueAlert,
-    admit_p2,
-    claim_due,
-    extend_leases,
     record_delivery,
 )
+from notify.links import ack_link
+from notify.metrics import ALERT_DELIVERY_ATTEMPTS, ALERT_LATENCY, ALERTS_HELD, ALERTS_SENT
+from notify.outbox import DueAlert, admit_p2, claim_due, extend_leases
 from notify.routing import report_unroutable
 from notify.settings import NotifySettings
 from terrain_contracts.vocabulary import DeliveryOutcome, Severity
@@ -76,6 +75,7 @@ class OutboxSender:
         # Alerts being delivered by this sender, with the attempt each claim was made for.
         self._claims: dict[Any, int] = {}
         self._stopping = asyncio.Event()
+        self._delivered = DeliveredAlerts(pool)
 
     @property
     def lease_s(self) -> float:
@@ -300,6 +300,9 @@ class OutboxSender:
         *,
         retry_in_s: float | None = None,
     ) -> DeliveryRecorded:
+        if outcome == DeliveryOutcome.DELIVERED:
+            delivery = Delivery(alert.alert_id, alert.attempt, results)
+            return DeliveryRecorded(delivered_at=await self._delivered.record(delivery))
         async with self._pool.acquire() as connection:
             return await record_delivery(
                 connection=connection,

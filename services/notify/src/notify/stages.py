@@ -11,6 +11,7 @@ and the stream goes on. Delivery is the sender's job (sender.py).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,10 +23,11 @@ from opentelemetry import trace
 from notify import __version__
 from notify.deciding import decide
 from notify.facts import AlertFacts, read_alert_facts
-from notify.outbox import AlertToRecord
+from notify.outbox import AlertToRecord, Throttle
 from notify.routing import route_alerts
 from notify.rules import RuleSet
 from notify.settings import NotifySettings
+from terrain_contracts.headers import TRACEPARENT
 from terrain_contracts.messages import (
     SubmissionStoredV1,
     decode_stored_submission,
@@ -116,17 +118,21 @@ def decide_alerts(
     calm = 0
     for item in received:
         facts = item.facts
-        parent = context_from_headers(item.record.headers)
         try:
             decision = decide(facts, ruleset)
         except Exception as error:
             attributes = submission_attributes(facts.submission_id, facts.market.value)
+            parent = context_from_headers(item.record.headers)
             with span_in(_tracer, "decide alerts", parent, attributes=attributes):
                 log.exception("rules raised on %s", facts.submission_id)
             failures.append(_decision_error(item, error))
             continue
         if decision is None:
             calm += 1
+            if _unsampled(item.record.headers):
+                # Its span would follow its trace's flag and be dropped: not worth starting.
+                continue
+            parent = context_from_headers(item.record.headers)
             # Nothing runs in it and nothing follows from it: started and ended at once.
             _tracer.start_span(
                 "decide alerts",
@@ -148,6 +154,7 @@ def decide_alerts(
         attributes = submission_attributes(
             stored.submission_id, stored.market.value, keep=Keep.ALERT
         )
+        parent = context_from_headers(item.record.headers)
         with span_in(_tracer, "decide alerts", parent, attributes=attributes) as span:
             span.set_attribute("terrain.rule", decision.rule_id)
             try:
@@ -183,6 +190,19 @@ def decide_alerts(
     return alerts, failures
 
 
+def _unsampled(headers: Sequence[tuple[str, bytes]]) -> bool:
+    """Whether the record's W3C traceparent says its trace is not sampled (flags without
+    the sampled bit); False without one, when the sampler decides a new trace."""
+    for key, value in headers:
+        if key == TRACEPARENT:
+            return len(value) == 55 and value[-2:] in _UNSAMPLED_FLAGS
+    return False
+
+
+# W3C trace flags are one byte; only its lowest bit says "sampled".
+_UNSAMPLED_FLAGS = frozenset(f"{flags:02x}".encode() for flags in range(0, 256, 2))
+
+
 def _decision_error(item: Received, error: Exception) -> Failure:
     return Failure(
         item.record,
@@ -193,9 +213,11 @@ def _decision_error(item: Received, error: Exception) -> Failure:
 
 
 async def write_outbox(
-    connection: Connection, pending: Sequence[PendingAlert]
+    connection: Connection, pending: Sequence[PendingAlert], *, throttle: Throttle | None = None
 ) -> tuple[list[int], list[Failure]]:
-    routed = await route_alerts(connection=connection, alerts=[p.alert for p in pending])
+    routed = await route_alerts(
+        connection=connection, alerts=[p.alert for p in pending], throttle=throttle
+    )
     return [routed.created], []
 
 
@@ -227,7 +249,12 @@ class NotifyRuntime:
             producer=self.producer,
             decode=decode,
             process=self._decide,
-            store=write_outbox,
+            store=functools.partial(
+                write_outbox,
+                throttle=Throttle(
+                    self.settings.throttle_p2_per_window, self.settings.throttle_window_s
+                ),
+            ),
             rejected=outbox_rejected,
             publish=self._wake,
         )
