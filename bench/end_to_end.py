@@ -41,7 +41,7 @@ from bench import floor as floor_bench
 from bench.kit import profile, pyspy, results, statements
 from bench.kit.copy_limit import copy_limit
 from bench.kit.load import Job, Outcome, Request, ready, run_job
-from bench.kit.pipeline import WARM_UP, start_pipeline
+from bench.kit.pipeline import WARM_UP, start_pipeline, wait_drained
 from bench.kit.procstat import cpu_s
 from bench.kit.stack import (
     LOGS,
@@ -121,6 +121,7 @@ class Run:
     stored_in_load: int = 0
     stored: int = 0
     drained: bool = False
+    namespace: str = field(default_factory=lambda: f"e2e{uuid4().hex[:8]}.")
     drain_s: float = 0.0
     alerts: int = 0
     alert_p50_ms: float = 0.0
@@ -210,19 +211,8 @@ async def _load_and_drain(run: Run, url: str, ingest_url: str, requests: list[Re
         run.load_s = ended - started
         run.load_end = results.load_average()
         run.stored_in_load = await _stored(connection, ended)
-        # Drained once the count has not moved for 3 s (or the drain's time is up). A count
-        # scans the table: polled each second, not faster, so a long run's millions of rows
-        # do not take a core from the services draining them.
-        last, still = -1, time.monotonic()
-        while time.time() - ended < run.sizes.drain_s:
-            count = await _stored(connection)
-            if count != last:
-                last, still = count, time.monotonic()
-            elif time.monotonic() - still >= 3.0:
-                run.drained = True
-                break
-            await asyncio.sleep(1.0)
-        run.stored = last
+        run.drained = await wait_drained(run.namespace, run.sizes.drain_s)
+        run.stored = await _stored(connection)
         run.drain_s = time.time() - ended
         for service in run.services:
             service.load_ends()
@@ -244,7 +234,7 @@ async def _load_and_drain(run: Run, url: str, ingest_url: str, requests: list[Re
 
 async def measure(run: Run) -> Run:
     mix, sizes = run.mix, run.sizes
-    namespace = f"e2e{uuid4().hex[:8]}."
+    namespace = run.namespace
     async with throwaway_database("terrain_bench") as url, fresh_topics(namespace):
         connection = await asyncpg.connect(url)
         try:

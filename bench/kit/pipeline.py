@@ -12,7 +12,10 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from bench.kit.stack import UNTHROTTLED, Service, start_service
-from terrain_contracts.topics import SUBMISSIONS_RAW
+from enrich.settings import EnrichSettings
+from notify.settings import NotifySettings
+from terrain_contracts.topics import SUBMISSIONS_ENRICHED, SUBMISSIONS_RAW
+from terrain_runtime.lag import GroupOffsets
 from terrain_simulator.generator import DayOptions, field_day
 from terrain_testkit.factories import raw_record
 from terrain_testkit.processes import free_port, service_env
@@ -88,3 +91,34 @@ async def start_pipeline(
     finally:
         await connection.close()
     raise RuntimeError("the warm-up visit was not stored and alerted in 60 s")
+
+
+async def wait_drained(namespace: str, limit_s: float) -> bool:
+    """Wait until enrich and notify have committed everything on their topics (their
+    offsets are committed only once their effects are stored), at most ``limit_s``; True
+    if they did. Read from the groups' offsets, not by counting rows: a count scans the
+    table, and a long run's millions of rows made it take a core from the services."""
+    groups = [
+        (EnrichSettings.model_fields["consumer_group"].default, SUBMISSIONS_RAW),
+        (NotifySettings.model_fields["consumer_group"].default, SUBMISSIONS_ENRICHED),
+    ]
+    readers = [
+        GroupOffsets(
+            bootstrap_servers=KAFKA,
+            group_id=f"{namespace}{group}",
+            topics=[topic.name(namespace)],
+            timeout_s=10.0,
+        )
+        for group, topic in groups
+    ]
+    deadline = time.monotonic() + limit_s
+    try:
+        while time.monotonic() < deadline:
+            offsets = [await reader.read() for reader in readers]
+            if all(o.lag == 0 for read in offsets for o in read.values()):
+                return True
+            await asyncio.sleep(1.0)
+        return False
+    finally:
+        for reader in readers:
+            await reader.close()
