@@ -69,6 +69,9 @@ class IngestSettings(TerrainSettings):
     device_lookup_timeout_s: float = Field(
         default=2.0, description="How long a request waits for the device directory."
     )
+    receipt_timeout_s: float = Field(
+        default=2.0, description="How long a receipt request waits for PostgreSQL."
+    )
     rate_limit_per_minute: int = Field(
         default=600, description="Requests per device per minute before a 429."
     )
