@@ -70,6 +70,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             bodies=BodyBudget(settings.max_buffered_body_bytes),
             limits=settings.unknown_field_limits(),
             pool=pool,
+            receipt_reads=asyncio.Semaphore(settings.receipt_connection_share()),
         )
         # What start-up built (routes, models, phone metadata) lives as long as the process:
         # out of the collector's sight, a full collection no longer walks it.

@@ -64,6 +64,7 @@ class IngestRuntime:
     bodies: BodyBudget
     limits: UnknownFieldLimits
     pool: asyncpg.Pool  # the device directory's and the receipts' reads
+    receipt_reads: asyncio.Semaphore  # bounds the receipts' share of the pool
 
 
 def runtime_of(request: Request) -> IngestRuntime:
