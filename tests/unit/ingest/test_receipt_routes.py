@@ -30,15 +30,21 @@ STORED_ID = uuid4()
 HEADERS = {"authorization": "Bearer trn_test"}
 
 
+class Connection:
+    @contextlib.asynccontextmanager
+    async def transaction(self, **_: object) -> AsyncIterator[None]:
+        yield
+
+
 class Pool:
     def __init__(self, error: BaseException | None = None) -> None:
         self.error = error
 
     @contextlib.asynccontextmanager
-    async def acquire(self) -> AsyncIterator[object]:
+    async def acquire(self) -> AsyncIterator[Connection]:
         if self.error is not None:
             raise self.error
-        yield object()
+        yield Connection()
 
 
 async def _stored(*, connection: object, ids: list[UUID]) -> list[StoredVisit]:

@@ -34,7 +34,12 @@ receipt_router = APIRouter()
 async def _read(runtime: IngestRuntime, ids: list[UUID], device: Device) -> list[SubmissionReceipt]:
     try:
         async with asyncio.timeout(runtime.settings.receipt_timeout_s):
-            async with runtime.receipt_reads, runtime.pool.acquire() as connection:
+            async with (
+                runtime.receipt_reads,
+                runtime.pool.acquire() as connection,
+                # One snapshot: a visit stored between the two reads is not told as failed.
+                connection.transaction(isolation="repeatable_read", readonly=True),
+            ):
                 stored = await find_stored_visits(connection=connection, ids=ids)
                 failures = await find_failures(connection=connection, ids=ids)
     except TRANSIENT_DB_ERRORS as error:  # the timeout among them

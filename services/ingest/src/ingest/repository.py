@@ -127,23 +127,23 @@ async def find_stored_visits(*, connection: Connection, ids: list[UUID]) -> list
 
 
 async def find_failures(*, connection: Connection, ids: list[UUID]) -> list[RecordedFailure]:
-    """The failures recorded for ``ids``; their detail is not read (it may quote input)."""
+    """The failures recorded for ``ids``; their detail is not read (it may quote input).
+    Runs inside the caller's transaction (a cursor needs one)."""
     failures = []
-    async with connection.transaction(readonly=True):
-        async for row in connection.cursor(
-            """SELECT submission_id, reason, failed_at,
-                      CASE WHEN octet_length(payload) <= $2 THEN payload END AS payload
-               FROM terrain.failed_submissions WHERE submission_id = ANY($1::uuid[])""",
-            ids,
-            _MAX_READ_PAYLOAD_BYTES,
-            prefetch=_PAYLOADS_AT_ONCE,
-        ):
-            failures.append(
-                RecordedFailure(
-                    submission_id=row["submission_id"],
-                    reason=FailureReason(row["reason"]),
-                    failed_at=row["failed_at"],
-                    origin=failure_origin(row["payload"]),
-                )
+    async for row in connection.cursor(
+        """SELECT submission_id, reason, failed_at,
+                  CASE WHEN octet_length(payload) <= $2 THEN payload END AS payload
+           FROM terrain.failed_submissions WHERE submission_id = ANY($1::uuid[])""",
+        ids,
+        _MAX_READ_PAYLOAD_BYTES,
+        prefetch=_PAYLOADS_AT_ONCE,
+    ):
+        failures.append(
+            RecordedFailure(
+                submission_id=row["submission_id"],
+                reason=FailureReason(row["reason"]),
+                failed_at=row["failed_at"],
+                origin=failure_origin(row["payload"]),
             )
+        )
     return failures
