@@ -17,6 +17,8 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
+from enrich.app import create_app as create_enrich
+from enrich.settings import EnrichSettings
 from ingest.app import create_app
 from ingest.repository import create_device
 from ingest.settings import IngestSettings
@@ -24,7 +26,9 @@ from terrain_contracts.markets import Market
 from terrain_contracts.topics import SUBMISSIONS_RAW
 from terrain_contracts.vocabulary import FailureReason
 from terrain_runtime.dlq import Failure, SourceRecord, store_failures
+from terrain_testkit.database import eventually
 from terrain_testkit.factories import field_submission, raw_envelope
+from terrain_testkit.topics import running
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,25 @@ async def test_a_stored_visit_is_told_with_its_alert_to_the_devices_of_its_marke
         }
         assert datetime.fromisoformat(receipt["stored_at"]) == stored_at
         assert_no_personal_data(response, document)
+
+
+async def test_a_visit_sent_through_ingest_and_stored_by_enrich_gets_its_receipt(
+    client: httpx.AsyncClient, devices: Devices, settings_kwargs: dict[str, Any]
+) -> None:
+    document = field_submission()
+    url = f"/v1/submissions/{document['submission_id']}"
+    sent = await client.post("/v1/submissions", json=document, headers=devices.sender)
+    assert sent.status_code == 202
+    assert (await client.get(url, headers=devices.sender)).status_code == 404  # not yet stored
+
+    async def stored() -> dict[str, Any] | None:
+        response = await client.get(url, headers=devices.colleague)
+        return response.json() if response.status_code == 200 else None
+
+    async with running(create_enrich(EnrichSettings(**settings_kwargs))):
+        receipt = await eventually(stored, timeout_s=60)
+    assert receipt is not None and receipt["status"] == "stored"
+    assert receipt["alert_raised"] is False  # notify is not running
 
 
 async def test_a_conflict_is_told_as_failed_with_its_reason_and_never_its_detail(
