@@ -10,8 +10,8 @@ detail (a detail may quote a value the agent typed).
 "never received": ingest keeps no record of what it accepted (a write on every accepted
 visit would cost the hot path a database round trip), and the app knows whether it got a
 202. A visit the device neither sent nor shares the market of is answered as ``unknown``
-too, so an answer never tells that an id exists elsewhere. Resending a visit is always safe: the id is the
-idempotency key.
+too, so an answer never tells that an id exists elsewhere. Resending a visit is always
+safe: the id is the idempotency key.
 """
 
 from __future__ import annotations
