@@ -21,6 +21,7 @@ from ingest.openapi import build_openapi
 from ingest.overload import LoadShedding
 from ingest.problems import Problem, UnforeseenErrors
 from ingest.ratelimit import RateLimiter
+from ingest.receipt_routes import receipt_router
 from ingest.repository import find_active_device
 from ingest.routes import IngestRuntime, router
 from ingest.settings import IngestSettings
@@ -68,6 +69,8 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             raw_topic=settings.topic(SUBMISSIONS_RAW),
             bodies=BodyBudget(settings.max_buffered_body_bytes),
             limits=settings.unknown_field_limits(),
+            pool=pool,
+            receipt_reads=asyncio.Semaphore(settings.receipt_connection_share()),
         )
         # What start-up built (routes, models, phone metadata) lives as long as the process:
         # out of the collector's sight, a full collection no longer walks it.
@@ -90,6 +93,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.include_router(router)
+    app.include_router(receipt_router)
     app.mount("/metrics", make_asgi_app(registry=metrics_registry()))
     # The first added is the innermost: the write endpoints are served past FastAPI's
     # router; an unforeseen error becomes a 500 problem that the metrics count and the

@@ -20,6 +20,7 @@ from ingest.problems import problem_schema_example
 from terrain_contracts import alerts
 from terrain_contracts.alerts import AlertDigestWebhookV1, AlertWebhookV1
 from terrain_contracts.examples import load
+from terrain_contracts.receipts import ReceiptList, ReceiptQuery
 from terrain_contracts.submission import FieldSubmission
 
 REF = "#/components/schemas/{model}"
@@ -28,7 +29,10 @@ SUBMISSIONS_TAG = "submissions"
 PROBES_TAG = "probes"
 ALERTS_TAG = "alerts"
 TAGS: list[dict[str, Any]] = [
-    {"name": SUBMISSIONS_TAG, "description": "The field app sends customer visits."},
+    {
+        "name": SUBMISSIONS_TAG,
+        "description": "The field app sends customer visits and asks what became of them.",
+    },
     {"name": PROBES_TAG, "description": "Liveness and readiness, for the orchestrator."},
     {
         "name": ALERTS_TAG,
@@ -36,16 +40,14 @@ TAGS: list[dict[str, Any]] = [
     },
 ]
 
-_UNAUTHORIZED = problem_schema_example(
+UNAUTHORIZED = problem_schema_example(
     401,
     "unauthorized",
     "Unknown or revoked device token",
     [{"field": "(header) Authorization", "problem": "token is unknown or revoked"}],
 )
-_RATE_LIMITED = problem_schema_example(
-    429, "rate-limited", "Too many requests from this device", []
-)
-_RATE_LIMITED["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+RATE_LIMITED = problem_schema_example(429, "rate-limited", "Too many requests from this device", [])
+RATE_LIMITED["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
 _UNAVAILABLE = problem_schema_example(
     503,
     "unavailable",
@@ -53,25 +55,25 @@ _UNAVAILABLE = problem_schema_example(
     [],
 )
 _UNAVAILABLE["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
-_MALFORMED = problem_schema_example(
+MALFORMED = problem_schema_example(
     400,
     "malformed-json",
     "The body is not valid JSON",
     [{"field": "(body)", "problem": "Expecting value: line 1 column 1 (char 0)"}],
 )
-_NOT_JSON = problem_schema_example(
+NOT_JSON = problem_schema_example(
     415,
     "unsupported-media-type",
     "The body must be JSON (Content-Type: application/json)",
     [{"field": "(header) Content-Type", "problem": "is text/plain"}],
 )
-_SECURITY: list[dict[str, list[str]]] = [{"deviceToken": []}]
+SECURITY: list[dict[str, list[str]]] = [{"deviceToken": []}]
 
 SINGLE_OPENAPI: dict[str, Any] = {
     "summary": "Send one customer visit",
     "description": "Answered 202 only once Kafka holds the submission durably (acks=all). "
     "Resending the same submission_id is safe and answered 202 again.",
-    "security": _SECURITY,
+    "security": SECURITY,
     "requestBody": {
         "required": True,
         "content": {
@@ -94,15 +96,15 @@ SINGLE_OPENAPI: dict[str, Any] = {
                 }
             },
         },
-        "400": _MALFORMED,
-        "401": _UNAUTHORIZED,
+        "400": MALFORMED,
+        "401": UNAUTHORIZED,
         "413": problem_schema_example(
             413,
             "payload-too-large",
             "The body is larger than 65536 bytes",
             [{"field": "(body)", "problem": "exceeds 65536 bytes"}],
         ),
-        "415": _NOT_JSON,
+        "415": NOT_JSON,
         "422": problem_schema_example(
             422,
             "invalid-submission",
@@ -114,7 +116,7 @@ SINGLE_OPENAPI: dict[str, Any] = {
                 }
             ],
         ),
-        "429": _RATE_LIMITED,
+        "429": RATE_LIMITED,
         "503": _UNAVAILABLE,
     },
 }
@@ -123,7 +125,7 @@ BATCH_OPENAPI: dict[str, Any] = {
     "summary": "Send an outbox of visits at once (up to 500 items, 5 MB)",
     "description": "Valid items are accepted even when others are not; the answer lists every "
     "item in order. It is sent only once every accepted item is durable in Kafka.",
-    "security": _SECURITY,
+    "security": SECURITY,
     "requestBody": {
         "required": True,
         "content": {
@@ -169,22 +171,22 @@ BATCH_OPENAPI: dict[str, Any] = {
                 }
             },
         },
-        "400": _MALFORMED,
-        "401": _UNAUTHORIZED,
+        "400": MALFORMED,
+        "401": UNAUTHORIZED,
         "413": problem_schema_example(
             413,
             "batch-too-large",
             "A batch holds at most 500 submissions",
             [{"field": "submissions", "problem": "has 501 items, more than 500"}],
         ),
-        "415": _NOT_JSON,
+        "415": NOT_JSON,
         "422": problem_schema_example(
             422,
             "invalid-batch",
             "A batch is an object with a list of submissions",
             [{"field": "submissions", "problem": "must be a list of submissions"}],
         ),
-        "429": _RATE_LIMITED,
+        "429": RATE_LIMITED,
         "503": _UNAVAILABLE,
     },
 }
@@ -324,7 +326,13 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     _, definitions = models_json_schema(
         [
             (model, "validation")
-            for model in (FieldSubmission, AlertWebhookV1, AlertDigestWebhookV1)
+            for model in (
+                FieldSubmission,
+                ReceiptQuery,
+                ReceiptList,
+                AlertWebhookV1,
+                AlertDigestWebhookV1,
+            )
         ],
         ref_template=REF,
     )

@@ -1,4 +1,5 @@
-"""SQL of ingest: field devices and their bearer tokens (stored only as SHA-256)."""
+"""SQL of ingest: field devices and their bearer tokens (stored only as SHA-256), and what
+a receipt reads of the stored and failed submissions (enrich's and notify's tables)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from ingest.logic import Device
+from ingest.receipts import Origin, RecordedFailure, StoredVisit, failure_origin
 from terrain_contracts.markets import Market
+from terrain_contracts.vocabulary import FailureReason
 from terrain_runtime.db import Connection
 
 TOKEN_PREFIX = "trn_"  # noqa: S105 - a prefix that makes leaked tokens greppable
@@ -92,3 +95,55 @@ def _record(row: asyncpg.Record) -> DeviceRecord:
         created_at=row["created_at"],
         revoked_at=row["revoked_at"],
     )
+
+
+# A failed record's payload is read only to tell who sent it. One larger than any visit
+# ingest takes is left unread (its sender stays unknown), and rows are read a few at a time
+# through a cursor: a query of 500 ids never holds more than a few megabytes of payloads.
+_MAX_READ_PAYLOAD_BYTES = 131_072
+_PAYLOADS_AT_ONCE = 32
+
+
+async def find_stored_visits(*, connection: Connection, ids: list[UUID]) -> list[StoredVisit]:
+    """The stored rows among ``ids``, each with whether notify raised an alert for it (an
+    alert to a manager, or one recorded as reaching nobody)."""
+    rows = await connection.fetch(
+        """SELECT s.submission_id, s.stored_at, s.agent_market, s.device_id,
+                  EXISTS (SELECT 1 FROM terrain.alerts a WHERE a.submission_id = s.submission_id)
+                  OR EXISTS (SELECT 1 FROM terrain.unroutable_alerts u
+                             WHERE u.submission_id = s.submission_id) AS alert_raised
+           FROM terrain.submissions s WHERE s.submission_id = ANY($1::uuid[])""",
+        ids,
+    )
+    return [
+        StoredVisit(
+            submission_id=row["submission_id"],
+            stored_at=row["stored_at"],
+            origin=Origin(market=row["agent_market"].strip(), device_id=row["device_id"]),
+            alert_raised=row["alert_raised"],
+        )
+        for row in rows
+    ]
+
+
+async def find_failures(*, connection: Connection, ids: list[UUID]) -> list[RecordedFailure]:
+    """The failures recorded for ``ids``; their detail is not read (it may quote input).
+    Runs inside the caller's transaction (a cursor needs one)."""
+    failures = []
+    async for row in connection.cursor(
+        """SELECT submission_id, reason, failed_at,
+                  CASE WHEN octet_length(payload) <= $2 THEN payload END AS payload
+           FROM terrain.failed_submissions WHERE submission_id = ANY($1::uuid[])""",
+        ids,
+        _MAX_READ_PAYLOAD_BYTES,
+        prefetch=_PAYLOADS_AT_ONCE,
+    ):
+        failures.append(
+            RecordedFailure(
+                submission_id=row["submission_id"],
+                reason=FailureReason(row["reason"]),
+                failed_at=row["failed_at"],
+                origin=failure_origin(row["payload"]),
+            )
+        )
+    return failures

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -62,6 +63,8 @@ class IngestRuntime:
     raw_topic: str
     bodies: BodyBudget
     limits: UnknownFieldLimits
+    pool: asyncpg.Pool  # the device directory's and the receipts' reads
+    receipt_reads: asyncio.Semaphore  # bounds the receipts' share of the pool
 
 
 def runtime_of(request: Request) -> IngestRuntime:

@@ -69,6 +69,16 @@ class IngestSettings(TerrainSettings):
     device_lookup_timeout_s: float = Field(
         default=2.0, description="How long a request waits for the device directory."
     )
+    receipt_timeout_s: float = Field(
+        default=2.0, description="How long a receipt request waits for PostgreSQL."
+    )
+    receipt_connections: int | None = Field(
+        default=None,
+        ge=1,
+        description="Pool connections the receipts may hold at once (default: half the"
+        " pool): a fleet of apps back online checking their outboxes must leave connections"
+        " to device authentication.",
+    )
     rate_limit_per_minute: int = Field(
         default=600, description="Requests per device per minute before a 429."
     )
@@ -76,6 +86,9 @@ class IngestSettings(TerrainSettings):
     max_in_flight: int = Field(
         default=256, description="Requests in flight before ingest sheds load with a 503."
     )
+
+    def receipt_connection_share(self) -> int:
+        return self.receipt_connections or max(1, self.db_pool_max // 2)
 
     def unknown_field_limits(self) -> UnknownFieldLimits:
         return UnknownFieldLimits(
