@@ -67,6 +67,12 @@ NOT_JSON = problem_schema_example(
     "The body must be JSON (Content-Type: application/json)",
     [{"field": "(header) Content-Type", "problem": "is text/plain"}],
 )
+TOO_LARGE = problem_schema_example(
+    413,
+    "payload-too-large",
+    "The body is larger than 65536 bytes",
+    [{"field": "(body)", "problem": "exceeds 65536 bytes"}],
+)
 SECURITY: list[dict[str, list[str]]] = [{"deviceToken": []}]
 
 SINGLE_OPENAPI: dict[str, Any] = {
@@ -98,12 +104,7 @@ SINGLE_OPENAPI: dict[str, Any] = {
         },
         "400": MALFORMED,
         "401": UNAUTHORIZED,
-        "413": problem_schema_example(
-            413,
-            "payload-too-large",
-            "The body is larger than 65536 bytes",
-            [{"field": "(body)", "problem": "exceeds 65536 bytes"}],
-        ),
+        "413": TOO_LARGE,
         "415": NOT_JSON,
         "422": problem_schema_example(
             422,

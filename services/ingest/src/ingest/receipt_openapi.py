@@ -12,6 +12,7 @@ from ingest.openapi import (
     RATE_LIMITED,
     REF,
     SECURITY,
+    TOO_LARGE,
     UNAUTHORIZED,
 )
 from ingest.problems import problem_schema_example
@@ -123,12 +124,7 @@ RECEIPTS_OPENAPI: dict[str, Any] = {
         ),
         "400": MALFORMED,
         "401": UNAUTHORIZED,
-        "413": problem_schema_example(
-            413,
-            "payload-too-large",
-            "The body is larger than 65536 bytes",
-            [{"field": "(body)", "problem": "exceeds 65536 bytes"}],
-        ),
+        "413": TOO_LARGE,
         "415": NOT_JSON,
         "422": problem_schema_example(
             422,
