@@ -39,6 +39,7 @@ import asyncpg
 
 from bench import floor as floor_bench
 from bench.kit import profile, pyspy, results, statements
+from bench.kit.alerts import ALERTS, alert_latencies
 from bench.kit.copy_limit import copy_limit
 from bench.kit.load import Job, Outcome, Request, ready, run_job
 from bench.kit.pipeline import WARM_UP, start_pipeline, wait_drained
@@ -126,6 +127,7 @@ class Run:
     alerts: int = 0
     alert_p50_ms: float = 0.0
     alert_p99_ms: float = 0.0
+    alert_legs: str = ""
     copy_per_s: float = 0.0
     load_start: str = ""
     load_end: str = ""
@@ -168,14 +170,6 @@ def _send(run: Run, port: int, requests: list[Request]) -> None:
             run.load.merge(outcome.result())
 
 
-_ALERTS = (
-    "SELECT count(*) AS n,"
-    " percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS p50,"
-    " percentile_cont(0.99) WITHIN GROUP (ORDER BY d) AS p99"
-    " FROM (SELECT extract(epoch FROM a.delivered_at - a.received_at) AS d"
-    "       FROM terrain.alerts a JOIN terrain.submissions s USING (submission_id)"
-    "       WHERE s.campaign_id <> $1 AND a.delivered_at IS NOT NULL) t"
-)
 _STORED = (
     "SELECT count(*) FROM terrain.submissions WHERE campaign_id <> $1"
     " AND ($2::float8 IS NULL OR stored_at <= to_timestamp($2))"
@@ -223,11 +217,10 @@ async def _load_and_drain(run: Run, url: str, ingest_url: str, requests: list[Re
         await backends.end()
         run.cpu_s["PostgreSQL backends"] = backends.cpu_s
         run.cpu_s["load generator"] = run.load.cpu_s
-        alerts = await connection.fetchrow(_ALERTS, WARM_UP)
-        assert alerts is not None
-        run.alerts = int(alerts["n"])
-        run.alert_p50_ms = float(alerts["p50"] or 0) * 1000
-        run.alert_p99_ms = float(alerts["p99"] or 0) * 1000
+        alerts = await alert_latencies(connection, WARM_UP)
+        run.alerts = alerts.count
+        run.alert_p50_ms, run.alert_p99_ms = alerts.p50_ms, alerts.p99_ms
+        run.alert_legs = alerts.legs
     finally:
         await connection.close()
 
@@ -283,7 +276,7 @@ def profile_tables(run: Run) -> str:
         return ""
     cpu, per_visit = _cpu(run)
     lines = profile.report(run.recording, cpu, per_visit, "over load and drain")
-    own = (_STORED, _ALERTS)  # the bench's polls: not the services'
+    own = (_STORED, ALERTS)  # the bench's polls: not the services'
     return "\n".join(["\n", *lines, "", *run.statements.table(run.stored, own)])
 
 
@@ -337,6 +330,9 @@ def table(run: Run, floor: floor_bench.Floor | None, note: str) -> str:
         f"{dict(sorted(load.non_2xx.items())) or 'none'}, errors {load.errors or 'none'}; "
         f"stored {run.stored_in_load:,} during the load, {run.stored:,} after "
         f"{run.drain_s:.0f} s of drain ({'drained' if run.drained else 'NOT drained'})",
+        "",
+        f"alerts by leg, p50 / p99 ms: received to {run.alert_legs} (to stored: ingest, Kafka"
+        ", enrich; to outbox: Kafka, notify's consumer; to delivered: the sender, the webhook)",
         "",
         "| process | CPU, s | µs CPU per visit | floor part, µs | × floor | ready, s | "
         "peak RSS, MB | met? |",
