@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from terrain_simulator.generator import DayOptions
+from terrain_simulator.receipts import total as receipts_total
 from terrain_simulator.report import build_report
 from terrain_simulator.simulate import simulate
 from terrain_testkit.factories import country_managers
@@ -42,6 +43,7 @@ async def test_a_small_field_day_keeps_every_promise(stack: Stack, database_url:
     assert total.rejected >= 1
     assert total.urgent >= 1
     assert total.alerts_delivered == total.alerts_expected
+    assert receipts_total(verdict.receipts).right == 250  # every device read its receipts
     for path, _, _ in sink.received:
         assert path.startswith("/")
     assert "<svg" in report

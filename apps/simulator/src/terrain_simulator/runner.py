@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from terrain_contracts.markets import Market
+from terrain_contracts.receipts import MAX_RECEIPT_IDS, ReceiptList, SubmissionReceipt
 from terrain_simulator.generator import PlannedVisit
 
 
@@ -147,16 +148,49 @@ class FieldApps:
                 self._record(submission_id, result["status"], result.get("errors"))
         self._on_progress(len(visits))
 
+    def _client(self) -> httpx.AsyncClient:
+        limits = httpx.Limits(
+            max_connections=self._concurrency, max_keepalive_connections=self._concurrency
+        )
+        return httpx.AsyncClient(timeout=30, limits=limits)
+
+    async def receipts(self, visits: Iterable[PlannedVisit]) -> dict[str, SubmissionReceipt]:
+        """What the devices learn back online: each asks ``POST /v1/submissions/status``
+        for the ids of its agents' visits, at most MAX_RECEIPT_IDS at a time, with its own
+        token (a batch went with the device of its first agent, one of the same market,
+        which may read it too). An id whose query got no answer has no receipt."""
+        by_device: dict[str, list[str]] = {}
+        for visit in visits:
+            by_device.setdefault(self._token(visit), []).append(visit.submission_id)
+        queries = [
+            (token, ids[start : start + MAX_RECEIPT_IDS])
+            for token, ids in by_device.items()
+            for start in range(0, len(ids), MAX_RECEIPT_IDS)
+        ]
+        found: dict[str, SubmissionReceipt] = {}
+        slots = asyncio.Semaphore(self._concurrency)
+        async with self._client() as client:
+
+            async def ask(token: str, ids: list[str]) -> None:
+                async with slots:
+                    response = await self._post(
+                        client, "/v1/submissions/status", token, {"submission_ids": ids}
+                    )
+                if response is None or response.status_code != 200:
+                    return
+                for receipt in ReceiptList.model_validate_json(response.content).receipts:
+                    found[str(receipt.submission_id)] = receipt
+
+            await asyncio.gather(*(ask(token, ids) for token, ids in queries))
+        return found
+
     async def run(
         self, visits: Iterable[PlannedVisit], *, batch_sizes: tuple[int, int] = (20, 150)
     ) -> None:
         queue: asyncio.Queue[tuple[str, Market, list[PlannedVisit]] | None] = asyncio.Queue(
             maxsize=self._concurrency * 4
         )
-        limits = httpx.Limits(
-            max_connections=self._concurrency, max_keepalive_connections=self._concurrency
-        )
-        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+        async with self._client() as client:
 
             async def worker() -> None:
                 while (unit := await queue.get()) is not None:

@@ -20,6 +20,7 @@ from rich.table import Table
 from terrain_cli.devices import register_device
 from terrain_contracts.markets import Market
 from terrain_simulator.generator import DayOptions, PlannedVisit, field_day
+from terrain_simulator.receipts import ReceiptTally, receipts_line, total, wrong_receipt
 from terrain_simulator.runner import FieldApps, Outcome, RunStats
 from terrain_simulator.verify import Verdict, verify
 
@@ -193,7 +194,10 @@ async def simulate(
         verdict = await verify(connection, visits, sender.outcomes, settle_s=settle_s)
     finally:
         await connection.close()
+    console.print("asking each device for the receipts of the visits it sent...")
+    await read_receipts(sender, visits, verdict)
     console.print(summary_table(verdict))
+    console.print(receipts_line(verdict.receipts))
     if verdict.ok:
         console.print("[bold green]every promise kept[/]")
     else:
@@ -202,12 +206,36 @@ async def simulate(
     return SimulationResult(visits, sender, verdict)
 
 
+async def read_receipts(
+    sender: FieldApps, visits: list[PlannedVisit], verdict: Verdict, *, settle_s: float = 30.0
+) -> None:
+    """The devices read their receipts and the verdict judges them. A receipt not yet as
+    expected is asked again until ``settle_s``: notify may record an alert seconds after
+    the visit is stored, and an app asks again later too."""
+    expected = {e.submission_id: e for e in verdict.expected_receipts}
+    asking = [v for v in visits if v.submission_id in expected]
+    received = await sender.receipts(asking)
+    deadline = time.monotonic() + settle_s
+    while time.monotonic() < deadline:
+        asking = [
+            v
+            for v in asking
+            if wrong_receipt(expected[v.submission_id], received.get(v.submission_id))
+        ]
+        if not asking:
+            break
+        await asyncio.sleep(1.0)
+        received.update(await sender.receipts(asking))
+    verdict.judge_receipts(received)
+
+
 def summary_table(verdict: Verdict) -> Table:
     table = Table(title="Field day, per market")
     columns = (
         ("market", "left"), ("visits", "right"), ("accepted", "right"), ("rejected", "right"),
         ("stored", "right"), ("missing", "right"), ("urgent", "right"),
         ("alerts exp.", "right"), ("delivered", "right"), ("dup.", "right"), ("misrouted", "right"),
+        ("receipts", "right"),
     )  # fmt: skip
     for name, justify in columns:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
@@ -217,10 +245,12 @@ def summary_table(verdict: Verdict) -> Table:
         "alerts_delivered", "alerts_duplicated", "alerts_wrong_market",
     )  # fmt: skip
 
-    def row(label: str, s: object) -> list[str]:
-        return [label] + [f"{getattr(s, n):,}" for n in fields]
+    def row(label: str, s: object, receipts: ReceiptTally) -> list[str]:
+        # Receipts that told what was expected, of those asked.
+        told = f"{receipts.right:,}/{receipts.asked:,}"
+        return [label] + [f"{getattr(s, n):,}" for n in fields] + [told]
 
     for market, summary in sorted(verdict.markets.items()):
-        table.add_row(*row(market.value, summary))
-    table.add_row(*row("all", verdict.total()), style="bold")
+        table.add_row(*row(market.value, summary, verdict.receipts.get(market, ReceiptTally())))
+    table.add_row(*row("all", verdict.total(), total(verdict.receipts)), style="bold")
     return table

@@ -5,7 +5,9 @@
   conflict: the simulator never changes what an agent recorded;
 - every invalid visit was rejected, naming the field that was wrong, and is not stored;
 - every urgent visit produced exactly one alert per active level-1 manager of its market,
-  delivered once, and no manager got another market's alert.
+  delivered once, and no manager got another market's alert;
+- every visit's receipt, as its device reads it back online, tells the same
+  (``terrain_simulator.receipts``): stored, with the alert raised, or unknown when refused.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import asyncpg
 
 from terrain_contracts.markets import Market
+from terrain_contracts.receipts import SubmissionReceipt
 from terrain_simulator.generator import PlannedVisit
+from terrain_simulator.receipts import ExpectedReceipt, ReceiptTally, compare
 from terrain_simulator.runner import Outcome
 
 CHUNK = 10_000
@@ -50,6 +54,19 @@ class Verdict:
     markets: dict[Market, MarketSummary] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     alert_latencies_s: list[float] = field(default_factory=list)
+    # What each answered visit's receipt must say, and what the receipts said, per market.
+    expected_receipts: list[ExpectedReceipt] = field(default_factory=list)
+    receipts: dict[Market, ReceiptTally] = field(default_factory=dict)
+
+    def judge_receipts(self, received: Mapping[str, SubmissionReceipt]) -> None:
+        """Tally the receipts the devices received; a wrong one is a broken promise."""
+        self.receipts = compare(self.expected_receipts, received)
+        for market, tally in sorted(self.receipts.items()):
+            if tally.wrong:
+                self.problems.append(
+                    f"{market.value}: {len(tally.wrong)} wrong receipts, e.g. "
+                    + "; ".join(tally.wrong[:3])
+                )
 
     @property
     def ok(self) -> bool:
@@ -101,9 +118,9 @@ async def verify(
     while len(stored) < len(accepted) and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
         stored |= await _fetch_ids(connection, stored_sql, [i for i in accepted if i not in stored])
-    failed_store = await _fetch_ids(
-        connection, failed_sql, [i for i in accepted if i not in stored]
-    )
+    # Any failure of an accepted id, stored or not: a receipt may tell it (a conflict).
+    recorded_failures = await _fetch_ids(connection, failed_sql, accepted)
+    failed_store = recorded_failures - stored
     conflicts = await _fetch_ids(
         connection,
         "SELECT DISTINCT submission_id FROM terrain.failed_submissions"
@@ -163,6 +180,20 @@ async def verify(
     for visit in visits:
         summary = verdict.markets.setdefault(visit.market, MarketSummary())
         outcome = outcomes.get(visit.submission_id, Outcome())
+        if outcome.status in ("accepted", "rejected"):
+            verdict.expected_receipts.append(
+                ExpectedReceipt(
+                    visit.submission_id,
+                    visit.market,
+                    accepted=outcome.status == "accepted",
+                    failure_recorded=visit.submission_id in recorded_failures,
+                    alert=(
+                        visit.urgent
+                        and visit.submission_id in stored
+                        and bool(managers[visit.market.value])
+                    ),
+                )
+            )
         summary.visits += 1
         if outcome.status == "accepted":
             summary.accepted += 1
