@@ -46,15 +46,16 @@ UNAUTHORIZED = problem_schema_example(
     "Unknown or revoked device token",
     [{"field": "(header) Authorization", "problem": "token is unknown or revoked"}],
 )
-RATE_LIMITED = problem_schema_example(429, "rate-limited", "Too many requests from this device", [])
-RATE_LIMITED["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+RATE_LIMITED = problem_schema_example(
+    429, "rate-limited", "Too many requests from this device", [], retry_after=True
+)
 _UNAVAILABLE = problem_schema_example(
     503,
     "unavailable",
     "Submissions cannot be stored right now; keep them in the outbox and retry",
     [],
+    retry_after=True,
 )
-_UNAVAILABLE["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
 MALFORMED = problem_schema_example(
     400,
     "malformed-json",

@@ -58,9 +58,10 @@ class Problem(Exception):
 
 
 def problem_schema_example(
-    status: int, code: str, title: str, errors: list[dict[str, str]]
+    status: int, code: str, title: str, errors: list[dict[str, str]], *, retry_after: bool = False
 ) -> dict[str, Any]:
-    """An OpenAPI response entry for one error status, with an example body."""
+    """An OpenAPI response entry for one error status, with an example body (and the
+    Retry-After header the answer carries, for a 429 or a 503)."""
     example: dict[str, Any] = {
         "type": f"https://terrain.example/problems/{code}",
         "title": title,
@@ -68,12 +69,15 @@ def problem_schema_example(
     }
     if errors:
         example["errors"] = errors
-    return {
+    entry: dict[str, Any] = {
         "description": title,
         "content": {
             PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}, "example": example}
         },
     }
+    if retry_after:
+        entry["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+    return entry
 
 
 class UnforeseenErrors:

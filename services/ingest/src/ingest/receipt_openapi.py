@@ -34,9 +34,12 @@ _CONFLICT = {
 _UNKNOWN = {"submission_id": "9a4e7c1d-3f2b-4d8e-a6c5-1b0f9e8d7c6a", "status": "unknown"}
 
 _UNAVAILABLE = problem_schema_example(
-    503, "receipts-unavailable", "Receipts cannot be read right now; ask again later", []
+    503,
+    "receipts-unavailable",
+    "Receipts cannot be read right now; ask again later",
+    [],
+    retry_after=True,
 )
-_UNAVAILABLE["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
 
 _WHO = (
     " Readable by the device that sent the visit and by any device of the visit's market;"
